@@ -1,0 +1,1 @@
+"""Job-side pieces: the result-file protocol and example programs."""
