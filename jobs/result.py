@@ -52,7 +52,22 @@ def write_result(values: dict[str, Any], path: str | os.PathLike[str] | None = N
 
 
 def read_result(path: str | os.PathLike[str], objective_key: str) -> tuple[float, dict[str, Any]]:
-    """Validate a result file; return (objective value, all values) or raise ResultError."""
+    """Validate a trial's result file; return (objective value, all values) or raise ResultError."""
+    path = Path(path)
+    values = read_result_object(path)
+    if objective_key not in values:
+        raise ResultError(f"result file {path} has no key {objective_key!r}")
+    value = values[objective_key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ResultError(f"result file {path}: {objective_key!r} is not a number ({value!r:.40})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ResultError(f"result file {path}: {objective_key!r} is {value} (not finite)")
+    return value, values
+
+
+def read_result_object(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Validate that a result file holds one JSON object (a setup job's outputs, say)."""
     path = Path(path)
     try:
         if path.is_dir():
@@ -79,12 +94,4 @@ def read_result(path: str | os.PathLike[str], objective_key: str) -> tuple[float
         raise ResultError(f"result file {path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(values, dict):
         raise ResultError(f"result file {path} does not hold a JSON object")
-    if objective_key not in values:
-        raise ResultError(f"result file {path} has no key {objective_key!r}")
-    value = values[objective_key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ResultError(f"result file {path}: {objective_key!r} is not a number ({value!r:.40})")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ResultError(f"result file {path}: {objective_key!r} is {value} (not finite)")
-    return value, values
+    return values

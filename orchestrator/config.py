@@ -1,0 +1,308 @@
+"""Experiment configuration: a TOML file validated with pydantic v2.
+
+Paths in a config are relative to the config file. Errors are turned into one-line messages that
+name the file and the field (``ConfigError``), which the CLI prints before exiting with code 2.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import string
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
+
+NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+EXPERIMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+RESERVED_PLACEHOLDERS = {"python", "run_dir", "attempt", "result_file", "config_dir",
+                         "work_dir", "setup_dir", "cpus", "gpus"}
+SETUP_PREFIX = "setup_"
+
+
+class ConfigError(Exception):
+    """A config problem, worded as one line naming the file and field."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LinearRange(Strict):
+    start: float
+    stop: float
+    num: int = Field(ge=1)
+
+
+class LogRange(Strict):
+    start: float = Field(gt=0)
+    stop: float = Field(gt=0)
+    num: int = Field(ge=1)
+
+
+Scalar = int | float | str | bool
+
+
+class ParameterSpec(Strict):
+    """One parameter's ordered candidate values: an explicit list, or a range that expands to one."""
+
+    values: list[Scalar] | None = None
+    linear: LinearRange | None = None
+    log: LogRange | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ParameterSpec":
+        given = [k for k in ("values", "linear", "log") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'values', 'linear', 'log'")
+        if self.values is not None:
+            if not self.values:
+                raise ValueError("the value list is empty")
+            if len({json.dumps(v) for v in self.values}) != len(self.values):
+                raise ValueError("the value list has duplicates")
+            for v in self.values:
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ValueError("values must be finite")
+                if isinstance(v, str) and not re.fullmatch(r"[A-Za-z0-9_.:+-]{1,64}", v):
+                    raise ValueError(f"string value {v!r} may only use letters, digits and _.:+-")
+        return self
+
+    def expand(self) -> list[Scalar]:
+        if self.values is not None:
+            return list(self.values)
+        if self.linear is not None:
+            r = self.linear
+            if r.num == 1:
+                return [_tidy(r.start)]
+            return [_tidy(r.start + (r.stop - r.start) * i / (r.num - 1)) for i in range(r.num)]
+        r = self.log
+        assert r is not None
+        if r.num == 1:
+            return [_tidy(r.start)]
+        a, b = math.log10(r.start), math.log10(r.stop)
+        return [_tidy(10 ** (a + (b - a) * i / (r.num - 1))) for i in range(r.num)]
+
+
+def _tidy(x: float) -> float:
+    """Round away float noise (1e-05 rather than 1.0000000000000003e-05)."""
+    return float(f"{x:.12g}")
+
+
+class ExperimentSection(Strict):
+    name: Annotated[str, Field(pattern=EXPERIMENT_NAME_RE.pattern)]
+    work_dir: str = "runs/{name}"
+    database: str | None = None     # SQLAlchemy URL; default: SQLite file in the work directory
+    sqlite_journal: Literal["delete", "wal"] = "delete"   # wal only on a local disk
+    lease_timeout: float = Field(default=300.0, gt=0)     # seconds without heartbeat = master dead
+    seed: int = 0
+
+
+class ObjectiveSection(Strict):
+    key: Annotated[str, Field(min_length=1, max_length=64)]
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
+class JobSection(Strict):
+    command: Annotated[str, Field(min_length=1)]
+    time_limit: float | None = Field(default=None, gt=0)   # seconds
+    retries: int = Field(default=2, ge=0)                  # program failures tolerated per point
+    infra_retries: int = Field(default=5, ge=0)            # node failures, vanished jobs, ...
+    cpus: int = Field(default=1, ge=1)
+    gpus: int = Field(default=0, ge=0)
+    env: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("env")
+    @classmethod
+    def _env_keys(cls, env: dict[str, str]) -> dict[str, str]:
+        for key, value in env.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"environment variable name {key!r} is not an identifier")
+            if "\n" in value or "\x00" in value:
+                raise ValueError(f"environment value of {key} contains a newline")
+        return env
+
+
+class SearchSection(Strict):
+    strategy: Literal["dsice", "grid", "random"] = "dsice"
+    constraint: str | None = None     # e.g. "block_x * block_y <= 1024"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class SchedulerSection(Strict):
+    kind: Literal["local", "slurm", "pjm", "drmaa"] = "local"
+    cap: int = Field(default=4, ge=1)
+    poll_interval: float = Field(default=5.0, gt=0)
+    max_poll_interval: float | None = Field(default=None, gt=0)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigModel(Strict):
+    experiment: ExperimentSection
+    objective: ObjectiveSection
+    parameters: dict[str, ParameterSpec]
+    trial: JobSection
+    setup: JobSection | None = None
+    search: SearchSection = SearchSection()
+    scheduler: SchedulerSection = SchedulerSection()
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameter_names(cls, params: dict[str, ParameterSpec]) -> dict[str, ParameterSpec]:
+        if not params:
+            raise ValueError("at least one parameter is needed")
+        for name in params:
+            if not NAME_RE.match(name):
+                raise ValueError(f"parameter name {name!r} must match {NAME_RE.pattern}")
+            if name in RESERVED_PLACEHOLDERS or name.startswith(SETUP_PREFIX):
+                raise ValueError(f"parameter name {name!r} is reserved")
+        return params
+
+
+class Config:
+    """A validated config with its paths resolved and its parameter values expanded."""
+
+    def __init__(self, model: ConfigModel, path: Path) -> None:
+        self.model = model
+        self.path = path.resolve()
+        self.config_dir = self.path.parent
+        self.name = model.experiment.name
+        self.work_dir = (self.config_dir / model.experiment.work_dir.format(name=self.name)).resolve()
+        self.parameter_names: tuple[str, ...] = tuple(model.parameters)
+        self.values: dict[str, list[Scalar]] = {n: s.expand() for n, s in model.parameters.items()}
+        self.shape: tuple[int, ...] = tuple(len(v) for v in self.values.values())
+        self.minimize = model.objective.direction == "minimize"
+        self.objective_key = model.objective.key
+
+    @property
+    def database_url(self) -> str:
+        url = self.model.experiment.database
+        if url:
+            return url
+        return f"sqlite:///{self.work_dir / 'state.db'}"
+
+    def params_of(self, index: tuple[int, ...]) -> dict[str, Scalar]:
+        return {n: self.values[n][i] for n, i in zip(self.parameter_names, index)}
+
+    def fingerprint(self) -> str:
+        """What defines the search: a changed space, objective or strategy is a new experiment."""
+        return hashlib.sha256(json.dumps(self.search_definition(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def search_definition(self) -> dict[str, Any]:
+        m = self.model
+        return {
+            "parameters": {n: v for n, v in self.values.items()},
+            "parameter_order": list(self.parameter_names),
+            "objective": {"key": m.objective.key, "direction": m.objective.direction},
+            "strategy": m.search.strategy,
+            "constraint": m.search.constraint,
+            "search_options": m.search.options,
+            "seed": m.experiment.seed,
+        }
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file, or raise ConfigError with a one-line message."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        dupes = _duplicate_parameter_names(path)
+        if dupes:
+            raise ConfigError(f"{path}: parameters: duplicate parameter name {dupes[0]!r}") from None
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        model = ConfigModel.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(exc)}") from None
+    config = Config(model, path)
+    _check_templates(config, path)
+    return config
+
+
+def _duplicate_parameter_names(path: Path) -> list[str]:
+    """Parameter names defined twice. TOML rejects these too, but with a message about
+    'overwriting a value' at some line; a user deserves to be told which parameter it is."""
+    seen: set[str] = set()
+    dupes: list[str] = []
+    table = ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        header = re.match(r"\s*\[\s*([A-Za-z0-9_.\"' -]+?)\s*\]\s*(#.*)?$", line)
+        if header:
+            table = header.group(1).replace(" ", "")
+            if table.startswith("parameters."):
+                name = table.split(".")[1]
+                dupes += [name] if name in seen else []
+                seen.add(name)
+            continue
+        key = re.match(r"\s*([A-Za-z0-9_]+)\s*=", line)
+        if key and table == "parameters":
+            dupes += [key.group(1)] if key.group(1) in seen else []
+            seen.add(key.group(1))
+    return dupes
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        parent = err["loc"][:-1]
+        valid = _valid_keys(parent)
+        hint = f" (valid keys: {', '.join(valid)})" if valid else ""
+        return f"unknown key {where!r}{hint}"
+    if err["type"] == "missing":
+        return f"missing required key {where!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {msg}" + ("" if len(exc.errors()) == 1 else f" (and {len(exc.errors()) - 1} more errors)")
+
+
+def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed at ``loc`` (a pydantic error location), for 'unknown key' messages."""
+    model: type[BaseModel] | None = ConfigModel
+    parts = list(loc)
+    while parts and model is not None:
+        part = str(parts.pop(0))
+        if model is ConfigModel and part == "parameters":
+            if not parts:
+                return []
+            parts.pop(0)           # the parameter's own name
+            model = ParameterSpec
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        args = getattr(field.annotation, "__args__", ()) or (field.annotation,)
+        model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return sorted(model.model_fields) if model else []
+
+
+def _check_templates(config: Config, path: Path) -> None:
+    allowed = set(config.parameter_names) | RESERVED_PLACEHOLDERS
+    for section_name in ("trial", "setup"):
+        section = getattr(config.model, section_name)
+        if section is None:
+            continue
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(section.command) if f is not None]
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {section_name}.command: bad placeholder syntax ({exc})") from None
+        for field in fields:
+            ok = field in allowed or (section_name == "trial" and field.startswith(SETUP_PREFIX))
+            if section_name == "setup" and (field in config.parameter_names or field == "setup_dir"):
+                ok = False
+            if not ok:
+                raise ConfigError(f"{path}: {section_name}.command: unknown placeholder {{{field}}} "
+                                  f"(known: {', '.join(sorted(allowed))}, setup_<key>)")
+        if any(f.startswith(SETUP_PREFIX) for f in fields) and config.model.setup is None:
+            raise ConfigError(f"{path}: trial.command uses setup outputs but there is no [setup]")

@@ -1,0 +1,688 @@
+"""The master: one long-running process per experiment, the only writer of its database.
+
+Each cycle: renew the lease, poll the scheduler once for every job in flight, record outcomes
+(each in its own transaction), run the setup job or advance the search round, and submit points
+up to the cap. Intent before action: an attempt is committed with its unique job name before the
+submit command runs and its job id is committed right after, so a master killed at any instant is
+resumed by reconciling those attempts against the scheduler by id or by name.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from scheduler_adapters.base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler,
+                                     SchedulerUnavailable, SubmitLimitReached)
+
+from . import exitcodes
+from .config import Config
+from .lease import LeaseHeld, LeaseHolder, LeaseLost
+from .models import (ACTIVE_ATTEMPT_STATES, Attempt, Evaluation, Event, Experiment, Point,
+                     Stage, point_key)
+from .outcomes import INFRA, PROGRAM, Outcome, judge
+from .progress import Progress
+from .schedulers import build_scheduler
+from .store import create_schema, make_engine, session_factory
+from .strategies import Replay, build_strategy, replay
+from .trials import build_spec, job_name, run_dir_for
+
+log = logging.getLogger("orchestrator.master")
+
+SETUP = "setup"
+VANISH_POLLS = 3            # consecutive "unknown" answers before a job counts as vanished
+SUBMIT_TRIES = 3            # transient submit failures retried within one cycle
+
+
+class MasterError(Exception):
+    """The master cannot go on; the message says why, in one line."""
+
+    def __init__(self, message: str, code: int = exitcodes.ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Master:
+    def __init__(self, config: Config, *, scheduler: Scheduler | None = None,
+                 clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] | None = None,
+                 progress: Progress | None = None) -> None:
+        self.config = config
+        self.clock = clock
+        self._wake = threading.Event()
+        self.sleep = sleep or (lambda seconds: self._wake.wait(seconds) and None)
+        self.progress = progress or Progress(quiet=True)
+        self.cap = config.model.scheduler.cap
+        self._scheduler = scheduler
+        self.stopping: str | None = None
+        self._unknown_polls: dict[int, int] = {}
+        self._submit_blocked_until = 0.0
+        self._resubmit: set[int] = set()
+        self.status_calls = 0
+        self.cycles = 0
+
+    # ---- life cycle ------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Start or resume the experiment; return the process exit code."""
+        self._open()
+        try:
+            if self.experiment_state == "finished":
+                self.progress.finish(self.summary())
+                return exitcodes.OK
+            if self.experiment_state in ("cancelled", "failed"):
+                raise MasterError(f"experiment {self.config.name!r} is {self.experiment_state}"
+                                  f"{': ' + self._message() if self._message() else ''}; "
+                                  "start a new one with another name or work_dir")
+            self._claim()
+            try:
+                return self._run_claimed()
+            except LeaseLost:
+                log.warning("lease lost: another master took over; exiting without writing")
+                self.progress.message("another master took over this experiment; exiting")
+                return exitcodes.LEASE_LOST
+        finally:
+            if self._scheduler is not None:
+                self._scheduler.close()
+            self.engine.dispose()
+
+    def _run_claimed(self) -> int:
+        with self._signals():
+            with self.tx() as s:
+                exp = s.get(Experiment, self.experiment_id)
+                assert exp is not None
+                if exp.state == "not-started":
+                    exp.started_at = self.now()
+                exp.state = "running"
+                self._event(s, "master-start", f"master pid {os.getpid()} started",
+                            {"takeover": self.took_over})
+            self.scheduler  # build it now: a bad scheduler option fails before any work
+            self._poll()    # reconcile every unfinished attempt before submitting anything
+            if not self._setup_done():
+                self.replayed = None
+            else:
+                self._rebuild()
+            while True:
+                self.cycles += 1
+                if self._check_stop():
+                    break
+                self._poll()
+                if not self._setup_done():
+                    if not self._advance_setup():
+                        return exitcodes.ERROR
+                else:
+                    if self.replayed is None:
+                        self._rebuild()
+                    if self._advance_search():
+                        self._finish()
+                        return exitcodes.OK
+                self._submit()
+                self.progress.update(self._progress_snapshot())
+                self.sleep(self._poll_interval())
+        self._release()
+        self.progress.message(f"master stopped ({self.stopping}); jobs keep running; "
+                              f"`start` resumes the experiment")
+        return exitcodes.OK
+
+    def _open(self) -> None:
+        cfg = self.config
+        try:
+            cfg.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            probe = cfg.work_dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise MasterError(f"work directory {cfg.work_dir} is not writable: "
+                              f"{exc.strerror or exc}", exitcodes.USAGE) from None
+        self.engine = make_engine(cfg.database_url, journal=cfg.model.experiment.sqlite_journal)
+        self.sessions = session_factory(self.engine)
+        try:
+            create_schema(self.engine)
+            self.experiment_id, self.experiment_state = self._load_experiment()
+        except MasterError:
+            raise
+        except Exception as exc:  # a corrupt file or an unreachable server, in the user's words
+            raise MasterError(f"cannot open the state database {cfg.database_url}: "
+                              f"{str(exc).splitlines()[0]}") from None
+        self._setup_logging()
+
+    def _load_experiment(self) -> tuple[int, str]:
+        cfg = self.config
+        definition = cfg.search_definition()
+        settings = {k: v for k, v in cfg.model.model_dump(mode="json").items()
+                    if k not in ("parameters", "objective")}
+        with self.sessions.begin() as s:
+            exps = s.execute(select(Experiment)).scalars().all()
+            if not exps:
+                exp = Experiment(name=cfg.name, fingerprint=cfg.fingerprint(),
+                                 definition=definition, settings=settings, created_at=self.now())
+                s.add(exp)
+                s.flush()
+                s.add(Event(experiment_id=exp.id, at=self.now(), kind="created",
+                            message=f"experiment {cfg.name} created", data=None))
+                return exp.id, exp.state
+            exp = exps[0]
+            if exp.name != cfg.name:
+                raise MasterError(f"database {cfg.database_url} belongs to experiment "
+                                  f"{exp.name!r}, not {cfg.name!r}", exitcodes.USAGE)
+            if exp.fingerprint != cfg.fingerprint():
+                raise MasterError(describe_change(exp.definition, definition, cfg), exitcodes.USAGE)
+            if exp.settings != settings:
+                exp.settings = settings
+                s.add(Event(experiment_id=exp.id, at=self.now(), kind="config-changed",
+                            message="settings changed (cap, scheduler, retries, ...); accepted",
+                            data=None))
+            return exp.id, exp.state
+
+    def _claim(self) -> None:
+        holder = LeaseHolder(self.experiment_id, self.config.model.experiment.lease_timeout)
+        try:
+            self.took_over = holder.acquire(self.sessions)
+        except LeaseHeld as exc:
+            raise MasterError(f"a master is already running for {self.config.name!r}: {exc}",
+                              exitcodes.ALREADY_RUNNING) from None
+        self.lease = holder
+
+    def _release(self) -> None:
+        try:
+            self.lease.release(self.sessions)
+        except LeaseLost:
+            pass
+
+    @contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, _frame: Any) -> None:
+            self.stopping = signal.Signals(signum).name
+            self._wake.set()
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    def _setup_logging(self) -> None:
+        path = self.config.work_dir / "master.log"
+        root = logging.getLogger("orchestrator")
+        if not any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
+            handler = logging.FileHandler(path, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            root.addHandler(handler)
+            root.setLevel(logging.INFO)
+            os.chmod(path, 0o600)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), timezone.utc)
+
+    @contextmanager
+    def tx(self) -> Iterator[Session]:
+        """One write transaction, which first proves this process still holds the lease."""
+        with self.sessions.begin() as s:
+            if hasattr(self, "lease"):
+                self.lease.check(s)
+            yield s
+
+    def _event(self, s: Session, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+        log.info("%s: %s", kind, message)
+        s.add(Event(experiment_id=self.experiment_id, at=self.now(), kind=kind, message=message,
+                    data=data))
+
+    def _message(self) -> str | None:
+        with self.sessions() as s:
+            exp = s.get(Experiment, self.experiment_id)
+            return exp.message if exp else None
+
+    @property
+    def scheduler(self) -> Scheduler:
+        if self._scheduler is None:
+            self._scheduler = build_scheduler(self.config)
+        return self._scheduler
+
+    def _poll_interval(self) -> float:
+        sched = self.config.model.scheduler
+        base = sched.poll_interval
+        ceiling = sched.max_poll_interval or base
+        quiet = getattr(self, "_quiet_cycles", 0)
+        return min(ceiling, base * (1.5 ** quiet))
+
+    def _check_stop(self) -> bool:
+        with self.tx() as s:
+            lease = self.lease.check(s)
+            exp = s.get(Experiment, self.experiment_id)
+            assert exp is not None
+            if lease.stop_requested and not self.stopping:
+                self.stopping = "stop requested"
+            if exp.state == "cancelled":
+                self.stopping = "experiment cancelled"
+        return self.stopping is not None
+
+    # ---- polling ---------------------------------------------------------------------------------
+    def _poll(self) -> None:
+        """One batched status query for all jobs in flight; record what changed."""
+        with self.sessions() as s:
+            active = s.execute(select(Attempt).where(
+                Attempt.experiment_id == self.experiment_id,
+                Attempt.state.in_(ACTIVE_ATTEMPT_STATES))).scalars().all()
+        intents = [a for a in active if a.state == "submitting" and a.id not in self._resubmit]
+        live = [a for a in active if a.job_id is not None and a.state != "submitting"]
+        changed = False
+        if intents:
+            changed |= self._reattach_by_name(intents)
+        if live:
+            try:
+                self.status_calls += 1
+                statuses = self.scheduler.status([a.job_id for a in live if a.job_id])
+            except SchedulerUnavailable as exc:
+                log.warning("status query failed, will retry: %s", exc)
+                self._quiet_cycles = 0
+                return
+            for attempt in live:
+                assert attempt.job_id is not None
+                status = statuses.get(attempt.job_id) or JobStatus(attempt.job_id, JobState.UNKNOWN)
+                changed |= self._apply_status(attempt, status)
+        self._quiet_cycles = 0 if changed else getattr(self, "_quiet_cycles", 0) + 1
+
+    def _reattach_by_name(self, intents: list[Attempt]) -> bool:
+        try:
+            found = self.scheduler.find_by_name([a.name for a in intents])
+        except SchedulerUnavailable as exc:
+            log.warning("lookup by name failed, will retry: %s", exc)
+            return False
+        with self.tx() as s:
+            for attempt in intents:
+                row = s.get(Attempt, attempt.id)
+                assert row is not None
+                if attempt.name in found:
+                    row.job_id = found[attempt.name]
+                    row.state = "submitted"
+                    row.submitted_at = row.submitted_at or self.now()
+                    self._event(s, "reattached", f"{row.name} found in the scheduler as job {row.job_id}")
+                else:
+                    self._resubmit.add(attempt.id)   # never got in: submit it, same name
+        return True
+
+    def _apply_status(self, attempt: Attempt, status: JobStatus) -> bool:
+        if status.state is JobState.UNKNOWN:
+            seen = self._unknown_polls.get(attempt.id, 0) + 1
+            self._unknown_polls[attempt.id] = seen
+            if seen < VANISH_POLLS and not self._result_exists(attempt):
+                return False
+        else:
+            self._unknown_polls.pop(attempt.id, None)
+        if not status.state.terminal:
+            new_state = status.state.value
+            if new_state == attempt.state and (status.node or None) == attempt.node:
+                return False
+            with self.tx() as s:
+                row = s.get(Attempt, attempt.id)
+                assert row is not None
+                row.state = new_state
+                row.node = status.node or row.node
+                if status.state is JobState.RUNNING and row.started_at is None:
+                    row.started_at = _ts(status.started_at) or self.now()
+            return True
+        outcome = judge(status, Path(attempt.run_dir),
+                        None if attempt.kind == SETUP else self.config.objective_key)
+        with self.tx() as s:
+            row = s.get(Attempt, attempt.id)
+            assert row is not None
+            self._record_outcome(s, row, outcome, status)
+        self._unknown_polls.pop(attempt.id, None)
+        return True
+
+    def _result_exists(self, attempt: Attempt) -> bool:
+        return (Path(attempt.run_dir) / "result.json").is_file()
+
+    def _record_outcome(self, s: Session, row: Attempt, outcome: Outcome,
+                        status: JobStatus | None) -> None:
+        now = self.now()
+        row.state = outcome.state
+        row.failure_kind = outcome.failure_kind
+        row.reason = outcome.reason
+        if status is not None:
+            row.exit_code = status.exit_code
+            row.node = status.node or row.node
+            row.started_at = row.started_at or _ts(status.started_at)
+            row.ended_at = _ts(status.ended_at) or now
+        else:
+            row.ended_at = now
+        if row.kind == SETUP:
+            self._record_setup_outcome(s, row, outcome)
+            return
+        point = row.point
+        assert point is not None
+        if outcome.ok:
+            s.add(Evaluation(point_id=point.id, value=outcome.value, metrics=outcome.values,
+                             attempt_id=row.id, recorded_at=now))
+            point.state = "done"
+            self._event(s, "evaluated", f"point {point.params} = {outcome.value:.6g}",
+                        {"point": point.key, "value": outcome.value})
+            return
+        if outcome.failure_kind == PROGRAM:
+            point.program_failures += 1
+        else:
+            point.infra_failures += 1
+        trial = self.config.model.trial
+        spent = (point.program_failures > trial.retries
+                 or point.infra_failures > trial.infra_retries)
+        self._event(s, "attempt-failed", f"{row.name}: {outcome.reason}",
+                    {"point": point.key, "kind": outcome.failure_kind, "spent": spent})
+        if spent:
+            s.add(Evaluation(point_id=point.id, value=None, failure=outcome.reason,
+                             attempt_id=row.id, recorded_at=now))
+            point.state = "failed"
+            self._event(s, "point-failed", f"point {point.params} failed: {outcome.reason}",
+                        {"point": point.key})
+        else:
+            point.state = "pending"
+
+    # ---- setup job -------------------------------------------------------------------------------
+    def _setup_done(self) -> bool:
+        if self.config.model.setup is None:
+            return True
+        with self.sessions() as s:
+            exp = s.get(Experiment, self.experiment_id)
+            return exp is not None and exp.setup_outputs is not None
+
+    def _record_setup_outcome(self, s: Session, row: Attempt, outcome: Outcome) -> None:
+        exp = s.get(Experiment, self.experiment_id)
+        assert exp is not None
+        if outcome.ok:
+            exp.setup_outputs = {**(outcome.values or {}), "_run_dir": row.run_dir}
+            self._event(s, "setup-done", f"setup succeeded: {outcome.values}")
+            return
+        self._event(s, "setup-failed", f"{row.name}: {outcome.reason}")
+
+    def _advance_setup(self) -> bool:
+        """Keep one setup attempt going; False once its budget is spent (experiment failed)."""
+        setup = self.config.model.setup
+        assert setup is not None
+        with self.sessions() as s:
+            attempts = s.execute(select(Attempt).where(
+                Attempt.experiment_id == self.experiment_id, Attempt.kind == SETUP)
+                .order_by(Attempt.number)).scalars().all()
+        if any(a.state in ACTIVE_ATTEMPT_STATES for a in attempts):
+            return True
+        program = sum(a.failure_kind == PROGRAM for a in attempts)
+        infra = sum(a.failure_kind == INFRA for a in attempts)
+        if program > setup.retries or infra > setup.infra_retries:
+            reason = attempts[-1].reason if attempts else "unknown"
+            message = (f"setup job failed {len(attempts)} times, budget spent; last failure: "
+                       f"{reason}; see {attempts[-1].run_dir if attempts else self.config.work_dir}")
+            with self.tx() as s:
+                exp = s.get(Experiment, self.experiment_id)
+                assert exp is not None
+                exp.state, exp.message, exp.finished_at = "failed", message, self.now()
+                self._event(s, "experiment-failed", message)
+            self._release()
+            self.progress.message(f"experiment failed: {message}")
+            return False
+        self._new_attempt(None, len(attempts) + 1)
+        return True
+
+    # ---- the search ------------------------------------------------------------------------------
+    def _outcomes(self) -> dict[tuple[int, ...], float | None]:
+        with self.sessions() as s:
+            rows = s.execute(select(Point.key, Evaluation.value).join(
+                Evaluation, Evaluation.point_id == Point.id).where(
+                Point.experiment_id == self.experiment_id)).all()
+        return {tuple(int(i) for i in key.split(",")): value for key, value in rows}
+
+    def _rebuild(self) -> None:
+        strategy = build_strategy(self.config, self.cap)
+        self.replayed: Replay | None = replay(strategy, self._outcomes())
+        self._record_stages()
+        if self.replayed.current:
+            self._ensure_points(self.replayed.current, self.replayed.rounds)
+
+    def _advance_search(self) -> bool:
+        """Tell the strategy about a completed round and ask for the next; True when done."""
+        state = self.replayed
+        assert state is not None
+        outcomes = self._outcomes()
+        while state.current and all(p in outcomes for p in state.current):
+            state.strategy.tell({p: outcomes[p] for p in state.current})
+            state.current = []
+            self._record_stages()
+            if state.strategy.done:
+                break
+            batch = state.strategy.ask()
+            if not batch:
+                break
+            state.rounds += 1
+            state.current = batch
+            self._ensure_points(batch, state.rounds)
+        if not state.current and not state.strategy.done:
+            batch = state.strategy.ask()
+            if batch:
+                state.rounds += 1
+                state.current = batch
+                self._ensure_points(batch, state.rounds)
+                return False
+        return state.strategy.done and not self._active_count()
+
+    def _ensure_points(self, batch: list[tuple[int, ...]], round_number: int) -> None:
+        with self.tx() as s:
+            keys = [point_key(p) for p in batch]
+            existing = set(s.execute(select(Point.key).where(
+                Point.experiment_id == self.experiment_id, Point.key.in_(keys))).scalars())
+            for index, key in zip(batch, keys):
+                if key not in existing:
+                    s.add(Point(experiment_id=self.experiment_id, key=key,
+                                params=self.config.params_of(index), round=round_number,
+                                created_at=self.now()))
+
+    def _record_stages(self) -> None:
+        assert self.replayed is not None
+        stages = getattr(self.replayed.strategy, "stages", None)
+        if not stages:
+            return
+        with self.tx() as s:
+            recorded = s.execute(select(func.max(Stage.number)).where(
+                Stage.experiment_id == self.experiment_id)).scalar() or 0
+            for st in stages:
+                if st.number <= recorded:
+                    continue
+                s.add(Stage(experiment_id=self.experiment_id, number=st.number, level=st.level,
+                            base=list(st.base), points=[list(p) for p in st.points],
+                            best=None if st.best is None else list(st.best),
+                            best_value=st.best_value, moved=st.moved, recorded_at=self.now()))
+                self._event(s, "stage", f"stage {st.number} (level {st.level}) done: "
+                            f"{len(st.points)} points, best {st.best_value}")
+
+    def _active_count(self) -> int:
+        with self.sessions() as s:
+            return s.execute(select(func.count()).select_from(Attempt).where(
+                Attempt.experiment_id == self.experiment_id,
+                Attempt.state.in_(ACTIVE_ATTEMPT_STATES))).scalar_one()
+
+    # ---- submission ------------------------------------------------------------------------------
+    def _submit(self) -> None:
+        if self.clock() < self._submit_blocked_until:
+            return
+        for attempt_id in sorted(self._resubmit):
+            if not self._submit_attempt(attempt_id):
+                return
+        free = self.cap - self._active_count()
+        if free <= 0 or not self._setup_done():
+            return
+        with self.sessions() as s:
+            pending = s.execute(select(Point).where(
+                Point.experiment_id == self.experiment_id, Point.state == "pending")
+                .order_by(Point.round, Point.id).limit(free)).scalars().all()
+            numbers = {p.id: len(p.attempts) + 1 for p in pending}
+        for point in pending:
+            if not self._new_attempt(point, numbers[point.id]):
+                return
+
+    def _new_attempt(self, point: Point | None, number: int) -> bool:
+        """Record the intent, then submit. False: stop submitting this cycle."""
+        what = SETUP if point is None else "p" + point.key.replace(",", "-")
+        name = job_name(self.config, self.config.fingerprint(), what, number)
+        run_dir = run_dir_for(self.config, what, number)
+        with self.tx() as s:
+            attempt = Attempt(experiment_id=self.experiment_id,
+                              point_id=None if point is None else point.id,
+                              kind=SETUP if point is None else "trial", number=number, name=name,
+                              state="submitting", run_dir=str(run_dir), created_at=self.now())
+            s.add(attempt)
+            if point is not None:
+                row = s.get(Point, point.id)
+                assert row is not None
+                row.state = "active"
+            s.flush()
+            attempt_id = attempt.id
+        return self._submit_attempt(attempt_id)
+
+    def _spec_for(self, attempt: Attempt, s: Session) -> JobSpec:
+        exp = s.get(Experiment, self.experiment_id)
+        assert exp is not None
+        setup_outputs = exp.setup_outputs
+        setup_dir = Path(setup_outputs["_run_dir"]) if setup_outputs else None
+        if attempt.kind == SETUP:
+            section, params = self.config.model.setup, {}
+        else:
+            assert attempt.point is not None
+            section, params = self.config.model.trial, attempt.point.params
+        assert section is not None
+        try:
+            return build_spec(self.config, section, name=attempt.name, run_dir=Path(attempt.run_dir),
+                              attempt=attempt.number, params=params,
+                              setup_outputs=setup_outputs, setup_dir=setup_dir)
+        except OSError as exc:
+            raise MasterError(f"cannot prepare run directory {attempt.run_dir}: "
+                              f"{exc.strerror or exc}") from None
+
+    def _submit_attempt(self, attempt_id: int) -> bool:
+        with self.sessions() as s:
+            attempt = s.get(Attempt, attempt_id)
+            assert attempt is not None
+            try:
+                spec = self._spec_for(attempt, s)
+            except ValueError as exc:
+                return self._reject(attempt_id, str(exc))
+        for tries in range(SUBMIT_TRIES):
+            try:
+                job_id = self.scheduler.submit(spec)
+            except SubmitLimitReached as exc:
+                log.info("submit limit reached, waiting: %s", exc)
+                self._block_submissions()
+                self._resubmit.add(attempt_id)
+                return False
+            except JobRejected as exc:
+                return self._reject(attempt_id, f"scheduler rejected the job: {exc}")
+            except SchedulerUnavailable as exc:
+                log.warning("submit of %s failed (%s); checking whether it got in", spec.name, exc)
+                try:
+                    found = self.scheduler.find_by_name([spec.name]).get(spec.name)
+                except SchedulerUnavailable:
+                    found = None
+                if found is None:
+                    if tries + 1 < SUBMIT_TRIES:
+                        time.sleep(min(0.2 * 2 ** tries, 2.0))
+                    continue
+                job_id = found
+            self._resubmit.discard(attempt_id)
+            with self.tx() as s:
+                row = s.get(Attempt, attempt_id)
+                assert row is not None
+                row.job_id, row.state, row.submitted_at = job_id, "submitted", self.now()
+            return True
+        # The intent stays recorded: the next cycle looks the job up by name before resubmitting,
+        # in case one of the failed submits got in after all.
+        self._block_submissions()
+        self._resubmit.discard(attempt_id)
+        return False
+
+    def _block_submissions(self) -> None:
+        self._submit_blocked_until = self.clock() + self.config.model.scheduler.poll_interval * 2
+
+    def _reject(self, attempt_id: int, reason: str) -> bool:
+        with self.tx() as s:
+            row = s.get(Attempt, attempt_id)
+            assert row is not None
+            self._record_outcome(s, row, Outcome(state="failed", failure_kind=PROGRAM,
+                                                 reason=reason), None)
+        self._resubmit.discard(attempt_id)
+        return True
+
+    # ---- the end ---------------------------------------------------------------------------------
+    def _finish(self) -> None:
+        summary = self.summary()
+        with self.tx() as s:
+            exp = s.get(Experiment, self.experiment_id)
+            assert exp is not None
+            exp.state, exp.finished_at = "finished", self.now()
+            self._event(s, "finished", f"experiment finished: best {summary['best']}", summary)
+        self._release()
+        self.progress.finish(summary)
+
+    def summary(self) -> dict[str, Any]:
+        with self.sessions() as s:
+            exp = s.get(Experiment, self.experiment_id)
+            assert exp is not None
+            rows = s.execute(select(Point, Evaluation).join(Evaluation).where(
+                Point.experiment_id == self.experiment_id).order_by(Evaluation.id)).all()
+            attempts = s.execute(select(func.count()).select_from(Attempt).where(
+                Attempt.experiment_id == self.experiment_id)).scalar_one()
+        best = None
+        for point, evaluation in rows:
+            if evaluation.value is None:
+                continue
+            if best is None or (evaluation.value < best[1] if self.config.minimize
+                                else evaluation.value > best[1]):
+                best = (point.params, evaluation.value)
+        started = exp.started_at or exp.created_at
+        ended = exp.finished_at or self.now()
+        return {
+            "experiment": exp.name,
+            "best": None if best is None else {"params": best[0], "value": best[1]},
+            "evaluations": sum(e.value is not None for _, e in rows),
+            "failed_points": sum(e.value is None for _, e in rows),
+            "attempts": attempts,
+            "wall_seconds": round((ended - started).total_seconds(), 1),
+        }
+
+    def _progress_snapshot(self) -> dict[str, Any]:
+        with self.sessions() as s:
+            counts = dict(s.execute(select(Attempt.state, func.count()).where(
+                Attempt.experiment_id == self.experiment_id,
+                Attempt.state.in_(ACTIVE_ATTEMPT_STATES)).group_by(Attempt.state)).all())
+            done = s.execute(select(func.count()).select_from(Evaluation).join(Point).where(
+                Point.experiment_id == self.experiment_id)).scalar_one()
+        strategy = self.replayed.strategy if self.replayed else None
+        best = strategy.best if strategy is not None else None
+        return {
+            "stage": getattr(strategy, "stage", None),
+            "round": self.replayed.rounds if self.replayed else 0,
+            "running": counts.get("running", 0),
+            "pending": sum(counts.get(k, 0) for k in ("submitting", "submitted", "pending")),
+            "done": done,
+            "best": None if best is None else best[1],
+        }
+
+
+def _ts(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)
+
+
+def describe_change(old: dict[str, Any], new: dict[str, Any], config: Config) -> str:
+    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return (f"{config.path}: the search definition changed since the experiment started "
+            f"({', '.join(changed)}); a changed space or objective is a new experiment: "
+            f"give it another experiment.name or work_dir")

@@ -1,0 +1,182 @@
+"""The state of an experiment, as typed SQLAlchemy 2 ORM models.
+
+One experiment per database. Every state change of the master is one transaction, so a SIGKILL
+at any instant leaves the database at a consistent point between two changes.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 1
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC timestamps on every back end (SQLite forgets the zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Experiment(Base):
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    definition: Mapped[dict[str, Any]]                  # the search-defining part of the config
+    settings: Mapped[dict[str, Any]]                    # the rest, as last started
+    schema_version: Mapped[int] = mapped_column(default=SCHEMA_VERSION)
+    state: Mapped[str] = mapped_column(String(16), default="not-started")
+    message: Mapped[str | None] = mapped_column(Text)
+    setup_outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class Lease(Base):
+    """Who is the master. Changed only by compare-and-swap on ``token``."""
+
+    __tablename__ = "lease"
+
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    pid_started: Mapped[float | None] = mapped_column(Float)   # process start time, against pid reuse
+    started_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime]
+    released: Mapped[bool] = mapped_column(default=False)
+    stop_requested: Mapped[bool] = mapped_column(default=False)
+
+
+class Point(Base):
+    """A point of the grid that the search (or speculation) wants measured."""
+
+    __tablename__ = "points"
+    __table_args__ = (UniqueConstraint("experiment_id", "key"),
+                      Index("ix_points_state", "experiment_id", "state"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
+    key: Mapped[str] = mapped_column(String(128))       # "3,5,5,5": the index tuple
+    params: Mapped[dict[str, Any]]
+    origin: Mapped[str] = mapped_column(String(16), default="search")  # search|speculative|explore
+    round: Mapped[int | None]                           # the search round that asked for it
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|active|done|failed|cancelled
+    program_failures: Mapped[int] = mapped_column(default=0)
+    infra_failures: Mapped[int] = mapped_column(default=0)
+    budget_resets: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    attempts: Mapped[list["Attempt"]] = relationship(back_populates="point", order_by="Attempt.number")
+    evaluation: Mapped["Evaluation | None"] = relationship(back_populates="point")
+
+    @property
+    def index(self) -> tuple[int, ...]:
+        return tuple(int(i) for i in self.key.split(","))
+
+
+def point_key(index: tuple[int, ...]) -> str:
+    return ",".join(str(i) for i in index)
+
+
+class Evaluation(Base):
+    """The outcome of a point: a value, or a failure once its budget is spent."""
+
+    __tablename__ = "evaluations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)     # order in which outcomes were recorded
+    point_id: Mapped[int] = mapped_column(ForeignKey("points.id"), unique=True)
+    value: Mapped[float | None]                           # None: the point failed
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    failure: Mapped[str | None] = mapped_column(Text)
+    attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempts.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    point: Mapped[Point] = relationship(back_populates="evaluation")
+
+
+ACTIVE_ATTEMPT_STATES = ("submitting", "submitted", "pending", "running")
+
+
+class Attempt(Base):
+    """One job submitted (or about to be) for a point or for the setup job."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (Index("ix_attempts_state", "experiment_id", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
+    point_id: Mapped[int | None] = mapped_column(ForeignKey("points.id"))   # None: setup job
+    kind: Mapped[str] = mapped_column(String(8), default="trial")          # trial|setup
+    number: Mapped[int]
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+    # submitting (intent recorded, job id not yet) | submitted | pending | running |
+    # succeeded | failed | timeout | cancelled | node_fail | unknown | lost
+    state: Mapped[str] = mapped_column(String(16), default="submitting")
+    failure_kind: Mapped[str | None] = mapped_column(String(8))            # program|infra
+    reason: Mapped[str | None] = mapped_column(Text)
+    exit_code: Mapped[int | None]
+    node: Mapped[str | None] = mapped_column(String(255))
+    run_dir: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    submitted_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+
+    point: Mapped[Point | None] = relationship(back_populates="attempts")
+
+
+class Stage(Base):
+    """A finished stage of the search (DSICE: a base point and what was measured around it)."""
+
+    __tablename__ = "stages"
+    __table_args__ = (UniqueConstraint("experiment_id", "number"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
+    number: Mapped[int]
+    level: Mapped[int | None]
+    base: Mapped[list[Any] | None] = mapped_column(JSON)   # None for strategies without a base
+    points: Mapped[list[Any]]
+    started_round: Mapped[int | None]
+    ended_round: Mapped[int | None]
+    best: Mapped[list[Any] | None] = mapped_column(JSON)
+    best_value: Mapped[float | None]
+    moved: Mapped[bool | None]
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,122 @@
+"""Opening the state database: engine settings for one writer and concurrent readers.
+
+SQLite settings, chosen for a database that may live on a shared (network) filesystem, because
+cron restarts the master on another node (see docs/state.md):
+- ``journal_mode=DELETE`` (rollback journal) by default: WAL needs shared memory between the
+  processes, which NFS/Lustre do not provide. ``journal = "wal"`` may be chosen for local disks.
+- ``synchronous=FULL``: a transaction the master committed survives a power or node failure.
+- ``busy_timeout`` 30 s: the master's transactions are short; a reader waits instead of failing.
+Any other SQLAlchemy URL (PostgreSQL) works as is.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .models import Base
+
+BUSY_TIMEOUT_MS = 30_000
+T = TypeVar("T")
+
+
+class StoreError(Exception):
+    """The database cannot be opened or used; the message names it."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+def make_engine(url: str, *, readonly: bool = False, journal: str = "delete") -> Engine:
+    path = sqlite_path(url)
+    if path is None:
+        return create_engine(url, pool_pre_ping=True, future=True)
+    if readonly:
+        if not path.exists():
+            raise StoreError(f"no database at {path}")
+        target = f"file:{path}?mode=ro"
+        engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
+            target, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False))
+    else:
+        _create_private(path)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event below emit BEGIN itself (pysqlite's own is deferred).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        if not readonly:
+            cur.execute(f"PRAGMA journal_mode={'WAL' if journal == 'wal' else 'DELETE'}")
+            cur.execute("PRAGMA synchronous=FULL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):  # type: ignore[no-untyped-def]
+        # A writer takes the write lock up front: two writers that both read first and then
+        # write would otherwise deadlock, and SQLite answers that with an immediate "locked".
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file owner-only before SQLite does (it would honour the umask)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+        os.close(fd)
+
+
+def create_schema(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+
+
+def has_schema(engine: Engine) -> bool:
+    return inspect(engine).has_table("experiments")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False, future=True)
+
+
+def is_locked_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text or "busy" in text
+
+
+def retry_locked(fn: Callable[[], T], *, attempts: int = 20, delay: float = 0.1) -> T:
+    """Run a read again when SQLite says it is locked, so a reader never shows that to a user."""
+    for i in range(attempts):
+        try:
+            return fn()
+        except OperationalError as exc:
+            if not is_locked_error(exc) or i == attempts - 1:
+                raise
+            time.sleep(min(delay * (1.5 ** i), 2.0))
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def read_session(url: str) -> Iterator[Session]:
+    """A read-only session for admin commands; never takes a write lock."""
+    engine = make_engine(url, readonly=True)
+    try:
+        with Session(engine) as session:
+            yield session
+    finally:
+        engine.dispose()

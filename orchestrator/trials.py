@@ -1,0 +1,99 @@
+"""Turning a point (or the setup job) into a JobSpec: run directory, params.json, env, argv.
+
+The command template is split with shlex first and each word filled in afterwards, so a value
+can never add words or shell syntax to the command line; values reach job scripts only through
+the adapters' quoting.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from jobs.result import (ATTEMPT_ENV, PARAM_ENV_PREFIX, PARAMS_FILE, RESULT_ENV, RESULT_FILE,
+                         RUN_DIR_ENV)
+from scheduler_adapters.base import JobSpec
+
+from .config import SETUP_PREFIX, Config, JobSection
+
+SAFE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def job_name(config: Config, fingerprint: str, what: str, attempt: int) -> str:
+    """A name unique to experiment + point + attempt, so a restarted master finds its jobs."""
+    return f"{config.name[:24]}-{fingerprint[:6]}-{what}-a{attempt}"
+
+
+def run_dir_for(config: Config, what: str, attempt: int) -> Path:
+    return config.work_dir / "trials" / what / f"attempt-{attempt}"
+
+
+def setup_values(outputs: dict[str, Any] | None) -> dict[str, str]:
+    """Setup outputs usable in templates and env: scalar values under identifier keys."""
+    values: dict[str, str] = {}
+    for key, value in (outputs or {}).items():
+        if SAFE_KEY_RE.match(key) and isinstance(value, (str, int, float, bool)):
+            values[key] = str(value)
+    return values
+
+
+def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path, attempt: int,
+               params: dict[str, Any], setup_outputs: dict[str, Any] | None,
+               setup_dir: Path | None) -> JobSpec:
+    """Prepare the run directory and describe the job. Raises OSError if the disk refuses."""
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(run_dir, 0o700)
+    result_file = run_dir / RESULT_FILE
+    _write_private(run_dir / PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
+    outputs = setup_values(setup_outputs)
+    fill: dict[str, str] = {
+        "python": sys.executable,
+        "run_dir": str(run_dir),
+        "attempt": str(attempt),
+        "result_file": str(result_file),
+        "config_dir": str(config.config_dir),
+        "work_dir": str(config.work_dir),
+        "setup_dir": str(setup_dir or ""),
+        "cpus": str(section.cpus),
+        "gpus": str(section.gpus),
+        **{k: _format_value(v) for k, v in params.items()},
+        **{SETUP_PREFIX + k: v for k, v in outputs.items()},
+    }
+    try:
+        argv = tuple(word.format_map(fill) for word in shlex.split(section.command))
+    except KeyError as exc:
+        raise ValueError(f"command placeholder {exc} has no value (missing setup output?)") from None
+    env = {
+        **section.env,
+        RESULT_ENV: str(result_file),
+        RUN_DIR_ENV: str(run_dir),
+        ATTEMPT_ENV: str(attempt),
+        "ORCH_EXPERIMENT": config.name,
+        "ORCH_CPUS": str(section.cpus),
+        "ORCH_GPUS": str(section.gpus),
+        **{PARAM_ENV_PREFIX + k.upper(): _format_value(v) for k, v in params.items()},
+        **{"ORCH_SETUP_" + k.upper(): v for k, v in outputs.items()},
+    }
+    if setup_dir is not None:
+        env["ORCH_SETUP_DIR"] = str(setup_dir)
+    time_limit = None if section.time_limit is None else max(1, int(round(section.time_limit)))
+    return JobSpec(name=name, command=argv, workdir=run_dir, env=env, time_limit_s=time_limit,
+                   cpus=section.cpus, gpus=section.gpus)
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return repr(value)           # "3.0": keep it recognisably a float
+    return str(value)
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
