@@ -136,7 +136,9 @@ class Master:
     def _open(self) -> None:
         cfg = self.config
         try:
-            cfg.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not cfg.work_dir.exists():
+                cfg.work_dir.mkdir(parents=True, mode=0o700)
+                os.chmod(cfg.work_dir, 0o700)
             probe = cfg.work_dir / ".write-test"
             probe.write_text("")
             probe.unlink()

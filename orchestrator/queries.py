@@ -62,8 +62,10 @@ def _better(minimize: bool) -> Callable[[float, float], bool]:
 
 
 def evaluations(s: Session, exp: Experiment) -> list[tuple[Point, Evaluation]]:
+    """Outcomes in the order the search asked for the points (deterministic, unlike the order
+    in which jobs happened to finish)."""
     return list(s.execute(select(Point, Evaluation).join(Evaluation).where(
-        Point.experiment_id == exp.id).order_by(Evaluation.id)).tuples())
+        Point.experiment_id == exp.id).order_by(Point.id)).tuples())
 
 
 def best_of(rows: list[tuple[Point, Evaluation]], minimize: bool) -> dict[str, Any] | None:

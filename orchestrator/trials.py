@@ -45,8 +45,7 @@ def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path,
                params: dict[str, Any], setup_outputs: dict[str, Any] | None,
                setup_dir: Path | None) -> JobSpec:
     """Prepare the run directory and describe the job. Raises OSError if the disk refuses."""
-    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(run_dir, 0o700)
+    private_mkdir(run_dir, config.work_dir)
     result_file = run_dir / RESULT_FILE
     _write_private(run_dir / PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
     outputs = setup_values(setup_outputs)
@@ -83,6 +82,18 @@ def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path,
     time_limit = None if section.time_limit is None else max(1, int(round(section.time_limit)))
     return JobSpec(name=name, command=argv, workdir=run_dir, env=env, time_limit_s=time_limit,
                    cpus=section.cpus, gpus=section.gpus)
+
+
+def private_mkdir(path: Path, root: Path) -> None:
+    """Create ``path`` and its missing parents below ``root`` owner-only, whatever the umask."""
+    missing = []
+    current = path
+    while current != root and not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
 
 
 def _format_value(value: Any) -> str:
