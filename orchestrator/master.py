@@ -27,6 +27,7 @@ from scheduler_adapters.base import (JobRejected, JobSpec, JobState, JobStatus, 
 
 from . import exitcodes
 from .config import Config
+from .faults import crash_point
 from .lease import LeaseHeld, LeaseHolder, LeaseLost
 from .models import (ACTIVE_ATTEMPT_STATES, Attempt, Evaluation, Event, Experiment, Point,
                      Stage, point_key)
@@ -271,7 +272,31 @@ class Master:
                 self.stopping = "stop requested"
             if exp.state == "cancelled":
                 self.stopping = "experiment cancelled"
+        if self.stopping == "experiment cancelled":
+            self._cancel_jobs()
         return self.stopping is not None
+
+    def _cancel_jobs(self) -> None:
+        """The experiment was cancelled (``orchestrator cancel``): cancel every job in flight."""
+        with self.sessions() as s:
+            active = s.execute(select(Attempt).where(
+                Attempt.experiment_id == self.experiment_id,
+                Attempt.state.in_(ACTIVE_ATTEMPT_STATES))).scalars().all()
+        job_ids = [a.job_id for a in active if a.job_id]
+        if job_ids:
+            try:
+                self.scheduler.cancel(job_ids)
+            except SchedulerUnavailable as exc:
+                log.warning("cancel failed (%s); the jobs may still run", exc)
+                return
+        with self.tx() as s:
+            for attempt in active:
+                row = s.get(Attempt, attempt.id)
+                assert row is not None
+                row.state, row.reason, row.ended_at = "cancelled", "experiment cancelled", self.now()
+                if row.point is not None and row.point.state == "active":
+                    row.point.state = "cancelled"
+            self._event(s, "cancelled-jobs", f"cancelled {len(active)} jobs in flight")
 
     # ---- polling ---------------------------------------------------------------------------------
     def _poll(self) -> None:
@@ -369,6 +394,7 @@ class Master:
         point = row.point
         assert point is not None
         if outcome.ok:
+            crash_point("before-evaluation")
             s.add(Evaluation(point_id=point.id, value=outcome.value, metrics=outcome.values,
                              attempt_id=row.id, recorded_at=now))
             point.state = "done"
@@ -549,6 +575,7 @@ class Master:
                 row.state = "active"
             s.flush()
             attempt_id = attempt.id
+        crash_point("after-intent")
         return self._submit_attempt(attempt_id)
 
     def _spec_for(self, attempt: Attempt, s: Session) -> JobSpec:
@@ -581,6 +608,7 @@ class Master:
         for tries in range(SUBMIT_TRIES):
             try:
                 job_id = self.scheduler.submit(spec)
+                crash_point("after-submit")
             except SubmitLimitReached as exc:
                 log.info("submit limit reached, waiting: %s", exc)
                 self._block_submissions()

@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="points with this value always fail")
     parser.add_argument("--fail-mode", choices=FAIL_MODES, default="exit")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--record", help="append 'start end pid' lines here (concurrency tests)")
+    parser.add_argument("--record", help="append 'start end pid params-json' lines here (tests)")
     args = parser.parse_args(argv)
 
     params = load_params()
@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                or unit_random(params, attempt, args.seed) < args.fail_rate)
     if args.record:
         with open(args.record, "a", encoding="utf-8") as fh:
-            fh.write(f"{started:.6f} {time.time():.6f} {os.getpid()}\n")
+            fh.write(f"{started:.6f} {time.time():.6f} {os.getpid()} "
+                     f"{json.dumps(params, sort_keys=True)}\n")
     if failing:
         return fail(args.fail_mode, result_path)
     write_result({"loss": loss(params, centers, set(args.log)), "attempt": attempt}, result_path)

@@ -1,0 +1,23 @@
+"""Crash points for the chaos tests: the master kills itself with SIGKILL at a named place.
+
+``ORCH_CRASH_AT=NAME:N`` makes the N-th passage through ``crash_point(NAME)`` fatal. Unset (as in
+every real deployment) it costs one dictionary lookup.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+_passages: dict[str, int] = {}
+
+
+def crash_point(name: str) -> None:
+    spec = os.environ.get("ORCH_CRASH_AT")
+    if not spec:
+        return
+    target, _, count = spec.partition(":")
+    if target != name:
+        return
+    _passages[name] = _passages.get(name, 0) + 1
+    if _passages[name] >= int(count or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

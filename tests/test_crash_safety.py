@@ -1,0 +1,208 @@
+"""Crash safety: one master at a time, SIGKILL at any instant loses nothing, SIGTERM is clean."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+CHAOS_PARAMS = 'x = { values = [0, 1, 2, 3] }\ny = { values = [0, 1, 2, 3] }'
+
+
+def start_master(path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "start", str(path), "--quiet"],
+                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **(env or {})})
+
+
+def chaos_config(write_config, name: str, record: Path, **extra):
+    return write_config(f"{name}.toml", name=name, cap=3, poll=0.05, parameters=CHAOS_PARAMS,
+                        command="{python} -m jobs.examples.synthetic --center x=2 --center y=1 "
+                                f"--sleep 0.15 --record {record}", **extra)
+
+
+def outcome_sequence(db: Path) -> list[tuple]:
+    con = sqlite3.connect(db)
+    return con.execute("select p.key, p.round, e.value from points p join evaluations e "
+                       "on e.point_id = p.id order by p.id").fetchall()
+
+
+def wait_all_jobs_ended(db: Path, timeout: float = 20) -> None:
+    """Jobs outlive a killed master; let the stragglers finish before counting runs."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        out = subprocess.run(["pgrep", "-f", "scheduler_adapters.local_runner " + str(db.parent)],
+                             capture_output=True, text=True).stdout
+        if not out.strip():
+            return
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_chaos_kill9_thirty_times_loses_nothing(write_config, tmp_path):
+    reference_record = tmp_path / "ref-runs.txt"
+    ref = chaos_config(write_config, "ref", reference_record)
+    ref_dir = tmp_path / "work"
+    assert start_master(ref).wait(60) == 0
+    expected = outcome_sequence(ref_dir / "state.db")
+    (tmp_path / "work").rename(tmp_path / "ref-work")
+
+    record = tmp_path / "runs.txt"
+    path = chaos_config(write_config, "chaos", record)
+    db = tmp_path / "work" / "state.db"
+    rng = random.Random(1234)
+    crash_points = ["after-intent", "after-submit", "before-evaluation"]
+    kills = 0
+    for i in range(40):
+        if kills >= 30 and db.exists() and _finished(db):
+            break
+        if i % 3 == 0:     # a crash exactly at a dangerous place
+            env = {"ORCH_CRASH_AT": f"{crash_points[i % len(crash_points)]}:{rng.randint(1, 3)}"}
+            proc = start_master(path, env)
+            rc = proc.wait(60)
+            kills += rc == -signal.SIGKILL
+        else:              # a kill at a random instant
+            proc = start_master(path)
+            time.sleep(rng.uniform(0.05, 1.2))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait(60)
+    assert kills >= 30
+    final = start_master(path)
+    assert final.wait(120) == 0, final.stderr.read() if final.stderr else ""
+    assert _finished(db)
+    assert outcome_sequence(db) == expected
+    wait_all_jobs_ended(db)
+    runs = Counter(json.dumps(json.loads(line.split(" ", 3)[3]), sort_keys=True)
+                   for line in record.read_text().splitlines())
+    assert len(runs) == 16 and set(runs.values()) == {1}, runs     # no point ran twice
+    con = sqlite3.connect(db)
+    assert con.execute("select count(*) from attempts").fetchone()[0] == 16
+    assert con.execute("select count(distinct job_id) from attempts").fetchone()[0] == 16
+
+
+def _finished(db: Path) -> bool:
+    try:
+        return sqlite3.connect(db).execute("select state from experiments").fetchone()[0] == "finished"
+    except sqlite3.Error:
+        return False
+
+
+def test_two_starts_at_the_same_instant(write_config, tmp_path):
+    path = write_config(parameters='x = { values = [0, 1, 2, 3, 4, 5] }', cap=2,
+                        command="{python} -m jobs.examples.synthetic --sleep 0.3")
+    procs = [subprocess.Popen([sys.executable, "-m", "orchestrator", "start", str(path)],
+                              cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for _ in range(2)]
+    codes = sorted(p.wait(60) for p in procs)
+    assert codes == [0, 3], [p.stderr.read() for p in procs]
+    con = sqlite3.connect(tmp_path / "work" / "state.db")
+    assert con.execute("select count(*) from attempts").fetchone()[0] == 6
+
+
+def test_sigterm_stops_cleanly_and_jobs_keep_running(write_config, tmp_path):
+    path = write_config(parameters='x = { values = [0, 1, 2, 3] }', cap=4,
+                        command="{python} -m jobs.examples.synthetic --sleep 2")
+    proc = start_master(path)
+    db = tmp_path / "work" / "state.db"
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        if _count(db, "select count(*) from attempts where job_id is not null") == 4:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 0
+    con = sqlite3.connect(db)
+    assert con.execute("select released from lease").fetchone()[0] == 1
+    assert con.execute("select state from experiments").fetchone()[0] == "running"
+    assert con.execute("select count(*) from evaluations").fetchone()[0] == 0   # jobs untouched
+    assert start_master(path).wait(60) == 0
+    assert con.execute("select count(*) from attempts").fetchone()[0] == 4    # re-attached
+    assert con.execute("select count(*) from evaluations where value is not null").fetchone()[0] == 4
+
+
+def test_dead_master_lease_is_taken_over_at_once(write_config, tmp_path):
+    path = write_config(parameters='x = { values = [0, 1] }',
+                        command="{python} -m jobs.examples.synthetic --sleep 0.5")
+    proc = start_master(path)
+    db = tmp_path / "work" / "state.db"
+    deadline = time.time() + 20
+    while not (db.exists() and _has_lease(db)) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    again = start_master(path)      # the lease's pid is dead: no waiting for a timeout
+    assert again.wait(60) == 0
+    assert _finished(db)
+
+
+def _count(db: Path, sql: str) -> int:
+    """A count from a database that may not exist yet (the master is starting)."""
+    try:
+        return sqlite3.connect(db).execute(sql).fetchone()[0] if db.exists() else 0
+    except sqlite3.Error:
+        return 0
+
+
+def _has_lease(db: Path) -> bool:
+    return _count(db, "select count(*) from lease") == 1
+
+
+def test_expired_heartbeat_is_taken_over_and_old_owner_exits(write_config, tmp_path):
+    path = write_config(parameters='x = { values = [0, 1, 2, 3] }', cap=1,
+                        command="{python} -m jobs.examples.synthetic --sleep 0.5",
+                        extra="")
+    text = path.read_text().replace('work_dir = "work"', 'work_dir = "work"\nlease_timeout = 2')
+    path.write_text(text)
+    old = start_master(path)
+    db = tmp_path / "work" / "state.db"
+    deadline = time.time() + 20
+    while not (db.exists() and _has_lease(db)) and time.time() < deadline:
+        time.sleep(0.05)
+    old.send_signal(signal.SIGSTOP)          # a master frozen on a dead node, say
+    try:
+        con = sqlite3.connect(db)
+        # A live pid on this host: only the heartbeat's age lets a new master in.
+        assert start_master(path).wait(30) == 3
+        time.sleep(2.5)
+        new = start_master(path)
+        time.sleep(1.0)
+        evaluations_before = con.execute("select count(*) from evaluations").fetchone()[0]
+    finally:
+        old.send_signal(signal.SIGCONT)
+    assert old.wait(30) == 5                  # noticed the takeover, exited without writing
+    assert new.wait(60) == 0
+    assert _finished(db)
+    assert evaluations_before <= 4
+
+
+def test_detach_and_stop(write_config, cli, tmp_path):
+    path = write_config(parameters='x = { values = [0, 1, 2, 3, 4, 5, 6, 7] }', cap=1,
+                        command="{python} -m jobs.examples.synthetic --sleep 0.5")
+    proc = cli("start", str(path), "--detach")
+    assert proc.returncode == 0 and "pid" in proc.stdout
+    pid_file = tmp_path / "work" / "master.pid"
+    pid = int(pid_file.read_text())
+    os.kill(pid, 0)
+    db = tmp_path / "work" / "state.db"
+    deadline = time.time() + 20
+    while _count(db, "select count(*) from attempts") == 0 and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 20
+    while pid_file.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert not pid_file.exists()
+    assert cli("start", str(path)).returncode == 0
+    assert _finished(tmp_path / "work" / "state.db")
