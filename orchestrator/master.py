@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from scheduler_adapters.base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler,
@@ -148,14 +149,21 @@ class Master:
                               f"{exc.strerror or exc}", exitcodes.USAGE) from None
         self.engine = make_engine(cfg.database_url, journal=cfg.model.experiment.sqlite_journal)
         self.sessions = session_factory(self.engine)
-        try:
-            create_schema(self.engine)
-            self.experiment_id, self.experiment_state = self._load_experiment()
-        except MasterError:
-            raise
-        except Exception as exc:  # a corrupt file or an unreachable server, in the user's words
-            raise MasterError(f"cannot open the state database {cfg.database_url}: "
-                              f"{str(exc).splitlines()[0]}") from None
+        for tries in range(3):
+            try:
+                create_schema(self.engine)
+                self.experiment_id, self.experiment_state = self._load_experiment()
+                break
+            except MasterError:
+                raise
+            except (IntegrityError, ProgrammingError):
+                # Two masters creating the schema or the experiment at the same instant (on
+                # PostgreSQL; SQLite serialises them): the loser looks again.
+                if tries == 2:
+                    raise
+            except Exception as exc:  # a corrupt file or an unreachable server, in the user's words
+                raise MasterError(f"cannot open the state database {cfg.database_url}: "
+                                  f"{str(exc).splitlines()[0]}") from None
         self._setup_logging()
 
     def _load_experiment(self) -> tuple[int, str]:
