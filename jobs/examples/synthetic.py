@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-when", action="append", default=[], metavar="NAME=VALUE",
                         help="points with this value always fail")
     parser.add_argument("--fail-mode", choices=FAIL_MODES, default="exit")
+    parser.add_argument("--checkpoint", help="a setup job's checkpoint with the centre to use")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--record", help="append 'start end pid params-json' lines here (tests)")
     args = parser.parse_args(argv)
@@ -75,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     attempt = int(os.environ.get(ATTEMPT_ENV, "1"))
     result_path = Path(os.environ.get(RESULT_ENV, "result.json"))
     centers = {k: float(v) for k, v in (c.split("=", 1) for c in args.center)}
+    if args.checkpoint:
+        centers.update(json.loads(Path(args.checkpoint).read_text())["center"])
     started = time.time()
     if args.sleep:
         time.sleep(args.sleep)
