@@ -1,0 +1,13 @@
+#!/bin/bash
+#PJM -N exp1-p0007-a1
+#PJM -L rscunit=cx
+#PJM -L rscgrp=cx-share
+#PJM -L gpu=1
+#PJM -L elapse=2:00:30
+#PJM -o /scratch/u/exp1/p0007-a1/stdout.txt
+#PJM -e /scratch/u/exp1/p0007-a1/stderr.txt
+#PJM -L jobenv=singularity
+export ORCH_RESULT_FILE='/scratch/u/run 1/result.json'
+export QUOTE='it'"'"'s'
+cd /scratch/u/exp1/p0007-a1 || exit 97
+exec python3 train.py --lr 1e-3 'a b;c'
