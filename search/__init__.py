@@ -1,6 +1,8 @@
 """Search strategies over discrete grids: pure ask/tell objects with no I/O."""
 from .base import Index, Result, Strategy
+from .dsice import DSICE
 from .grid import GridSearch
 from .random_search import RandomSearch
+from .stage import StageRecord
 
-__all__ = ["Index", "Result", "Strategy", "GridSearch", "RandomSearch"]
+__all__ = ["Index", "Result", "Strategy", "DSICE", "GridSearch", "RandomSearch", "StageRecord"]

@@ -1,0 +1,99 @@
+"""Public test problems for the search benchmarks: objectives tabulated on discrete grids.
+
+Every problem is a full table of values over its grid (numpy array indexed by the index tuple),
+so the grid optimum is known exactly and evaluation is free. Noise is a fixed, seeded table: the
+"noisy" problems are deterministic functions of the point, like a training run with fixed seeds.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+PAPER_SHAPE = (10, 11, 11, 11)      # lr x w2 x w3 x w4 in the seed paper: 13,310 points
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A tabulated minimisation problem on a grid."""
+
+    name: str
+    description: str
+    table: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.table.shape)
+
+    @cached_property
+    def optimum(self) -> float:
+        return float(self.table.min())
+
+    @cached_property
+    def median(self) -> float:
+        return float(np.median(self.table))
+
+    def __call__(self, point: tuple[int, ...]) -> float:
+        return float(self.table[point])
+
+    def regret(self, value: float) -> float:
+        """Normalised regret: 0 at the grid optimum, 1 at the grid median value."""
+        return (value - self.optimum) / (self.median - self.optimum)
+
+
+def _grid(shape: tuple[int, ...], axes: list[np.ndarray]) -> list[np.ndarray]:
+    return list(np.meshgrid(*axes, indexing="ij"))
+
+
+def paper_like(noise: float = 0.0, seed: int = 0) -> Problem:
+    """A smooth 10x11x11x11 landscape shaped like the paper's Perceptual-Index surface.
+
+    Values 2.0-2.4 with the optimum (about 2.0) away from the centre at (2, 8, 3, 7),
+    unequal curvatures per axis and two coupled pairs so that diagonal directions help.
+    """
+    x = _grid(PAPER_SHAPE, [np.arange(n, dtype=float) for n in PAPER_SHAPE])
+    c = (2.0, 8.0, 3.0, 7.0)
+    u = [xi - ci for xi, ci in zip(x, c)]
+    q = (0.9 * u[0] ** 2 + 0.35 * u[1] ** 2 + 0.5 * u[2] ** 2 + 0.25 * u[3] ** 2
+         + 0.4 * u[0] * u[2] - 0.2 * u[1] * u[3])
+    table = 2.0 + 0.12 * (np.sqrt(1.0 + q) - 1.0) / 3.0
+    if noise:
+        table = table + np.random.default_rng(seed).normal(0.0, noise, PAPER_SHAPE)
+    kind = f"noisy (sd {noise:g})" if noise else "smooth"
+    return Problem(f"paper-4d-{'noisy' if noise else 'smooth'}",
+                   f"10x11x11x11, {kind}, optimum near (2,8,3,7)", table)
+
+
+def sphere(n: int = 11, d: int = 4) -> Problem:
+    """Sphere on [-5, 5]^d with the minimum off-centre at x = 2 (on the grid)."""
+    x = _grid((n,) * d, [np.linspace(-5, 5, n)] * d)
+    table = sum((xi - 2.0) ** 2 for xi in x)
+    return Problem(f"sphere-{d}d", f"{n}^{d}, sum (x_i - 2)^2 on [-5,5]", np.asarray(table))
+
+
+def rosenbrock(n: int = 11, d: int = 4) -> Problem:
+    """Rosenbrock on [-1, 1.5]^d (step 0.25 for n = 11, so x = 1 is on the grid)."""
+    x = _grid((n,) * d, [np.linspace(-1.0, 1.5, n)] * d)
+    table = sum(100.0 * (x[i + 1] - x[i] ** 2) ** 2 + (1.0 - x[i]) ** 2 for i in range(d - 1))
+    return Problem(f"rosenbrock-{d}d", f"{n}^{d} on [-1,1.5], curved valley", np.asarray(table))
+
+
+def rastrigin(n: int = 11, d: int = 4) -> Problem:
+    """Rastrigin on [-3.5, 1.5]^d (step 0.5): integers are basins, half-integers ridges.
+
+    The optimum x = 0 sits at index 7 of 11, two steps from the centre.
+    """
+    x = _grid((n,) * d, [np.linspace(-3.5, 1.5, n)] * d)
+    table = 10.0 * d + sum(xi ** 2 - 10.0 * np.cos(2 * np.pi * xi) for xi in x)
+    return Problem(f"rastrigin-{d}d", f"{n}^{d} on [-3.5,1.5], multimodal", np.asarray(table))
+
+
+PROBLEMS: dict[str, Callable[[], Problem]] = {
+    "paper-4d-smooth": paper_like,
+    "paper-4d-noisy": lambda: paper_like(noise=0.01, seed=1),
+    "sphere-4d": sphere,
+    "rosenbrock-4d": rosenbrock,
+    "rastrigin-4d": rastrigin,
+}
