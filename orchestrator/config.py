@@ -130,6 +130,18 @@ class SearchSection(Strict):
     strategy: Literal["dsice", "grid", "random"] = "dsice"
     constraint: str | None = None     # e.g. "block_x * block_y <= 1024"
     options: dict[str, Any] = Field(default_factory=dict)
+    # Prefetch points the search will likely need into idle slots. It changes when results are
+    # available, never which decisions the search makes, so it is not part of the fingerprint.
+    speculation: Literal["off", "on"] = "off"
+    speculation_budget: int | None = Field(default=None, ge=0)   # extra evaluations; None: no limit
+
+    @field_validator("options")
+    @classmethod
+    def _synchronous_only(cls, options: dict[str, Any]) -> dict[str, Any]:
+        if options.get("mode") == "async":
+            raise ValueError("mode 'async' is for library use; the master runs synchronous rounds "
+                             "and fills idle slots with speculation = \"on\" instead")
+        return options
 
 
 class SchedulerSection(Strict):

@@ -284,8 +284,8 @@ class Master:
             self._cancel_jobs()
         return self.stopping is not None
 
-    def _cancel_jobs(self) -> None:
-        """The experiment was cancelled (``orchestrator cancel``): cancel every job in flight."""
+    def _cancel_jobs(self, reason: str = "experiment cancelled") -> None:
+        """Cancel every job in flight (``orchestrator cancel``, or leftover speculation)."""
         with self.sessions() as s:
             active = s.execute(select(Attempt).where(
                 Attempt.experiment_id == self.experiment_id,
@@ -301,10 +301,11 @@ class Master:
             for attempt in active:
                 row = s.get(Attempt, attempt.id)
                 assert row is not None
-                row.state, row.reason, row.ended_at = "cancelled", "experiment cancelled", self.now()
+                row.state, row.reason, row.ended_at = "cancelled", reason, self.now()
                 if row.point is not None and row.point.state == "active":
                     row.point.state = "cancelled"
-            self._event(s, "cancelled-jobs", f"cancelled {len(active)} jobs in flight")
+            if active:
+                self._event(s, "cancelled-jobs", f"cancelled {len(active)} jobs: {reason}")
 
     # ---- polling ---------------------------------------------------------------------------------
     def _poll(self) -> None:
@@ -472,16 +473,27 @@ class Master:
         return True
 
     # ---- the search ------------------------------------------------------------------------------
-    def _outcomes(self) -> dict[tuple[int, ...], float | None]:
+    def _outcomes(self, points: list[tuple[int, ...]] | None = None
+                  ) -> dict[tuple[int, ...], float | None]:
+        """Stored outcomes: of the given points (an indexed lookup), or of all (at start)."""
+        query = select(Point.key, Evaluation.value).join(
+            Evaluation, Evaluation.point_id == Point.id).where(
+            Point.experiment_id == self.experiment_id)
+        if points is not None:
+            query = query.where(Point.key.in_([point_key(p) for p in points]))
         with self.sessions() as s:
-            rows = s.execute(select(Point.key, Evaluation.value).join(
-                Evaluation, Evaluation.point_id == Point.id).where(
-                Point.experiment_id == self.experiment_id)).all()
+            rows = s.execute(query).all()
         return {tuple(int(i) for i in key.split(",")): value for key, value in rows}
 
     def _rebuild(self) -> None:
         strategy = build_strategy(self.config, self.cap)
-        self.replayed: Replay | None = replay(strategy, self._outcomes())
+        outcomes = self._outcomes()
+        self.evaluated = len(outcomes)
+        with self.sessions() as s:
+            self.speculated = s.execute(select(func.count()).select_from(Point).where(
+                Point.experiment_id == self.experiment_id,
+                Point.origin == "speculative")).scalar_one()
+        self.replayed: Replay | None = replay(strategy, outcomes)
         self._record_stages()
         if self.replayed.current:
             self._ensure_points(self.replayed.current, self.replayed.rounds)
@@ -490,7 +502,7 @@ class Master:
         """Tell the strategy about a completed round and ask for the next; True when done."""
         state = self.replayed
         assert state is not None
-        outcomes = self._outcomes()
+        outcomes = self._outcomes(state.current)
         while state.current and all(p in outcomes for p in state.current):
             state.strategy.tell({p: outcomes[p] for p in state.current})
             state.current = []
@@ -503,6 +515,7 @@ class Master:
             state.rounds += 1
             state.current = batch
             self._ensure_points(batch, state.rounds)
+            outcomes = self._outcomes(batch)      # speculation may have measured some already
         if not state.current and not state.strategy.done:
             batch = state.strategy.ask()
             if batch:
@@ -510,18 +523,22 @@ class Master:
                 state.current = batch
                 self._ensure_points(batch, state.rounds)
                 return False
-        return state.strategy.done and not self._active_count()
+        return state.strategy.done and not self._active_count(search_only=True)
 
     def _ensure_points(self, batch: list[tuple[int, ...]], round_number: int) -> None:
+        """Record a round's points; a point speculation already holds joins the round as is."""
         with self.tx() as s:
             keys = [point_key(p) for p in batch]
-            existing = set(s.execute(select(Point.key).where(
-                Point.experiment_id == self.experiment_id, Point.key.in_(keys))).scalars())
+            existing = {p.key: p for p in s.execute(select(Point).where(
+                Point.experiment_id == self.experiment_id, Point.key.in_(keys))).scalars()}
             for index, key in zip(batch, keys):
-                if key not in existing:
+                point = existing.get(key)
+                if point is None:
                     s.add(Point(experiment_id=self.experiment_id, key=key,
                                 params=self.config.params_of(index), round=round_number,
                                 created_at=self.now()))
+                elif point.round is None:
+                    point.round = round_number     # a speculative point the search now needs
 
     def _record_stages(self) -> None:
         assert self.replayed is not None
@@ -541,11 +558,16 @@ class Master:
                 self._event(s, "stage", f"stage {st.number} (level {st.level}) done: "
                             f"{len(st.points)} points, best {st.best_value}")
 
-    def _active_count(self) -> int:
+    def _active_count(self, search_only: bool = False) -> int:
+        """Attempts in flight (optionally only those of points the search asked for)."""
+        query = select(func.count()).select_from(Attempt).where(
+            Attempt.experiment_id == self.experiment_id,
+            Attempt.state.in_(ACTIVE_ATTEMPT_STATES))
+        if search_only:
+            query = query.join(Point, Attempt.point_id == Point.id, isouter=True).where(
+                (Point.round.is_not(None)) | (Attempt.point_id.is_(None)))
         with self.sessions() as s:
-            return s.execute(select(func.count()).select_from(Attempt).where(
-                Attempt.experiment_id == self.experiment_id,
-                Attempt.state.in_(ACTIVE_ATTEMPT_STATES))).scalar_one()
+            return s.execute(query).scalar_one()
 
     # ---- submission ------------------------------------------------------------------------------
     def _submit(self) -> None:
@@ -557,14 +579,41 @@ class Master:
         free = self.cap - self._active_count()
         if free <= 0 or not self._setup_done():
             return
+        if self.replayed is not None and self.config.model.search.speculation == "on":
+            self._speculate(free)
         with self.sessions() as s:
             pending = s.execute(select(Point).where(
                 Point.experiment_id == self.experiment_id, Point.state == "pending")
-                .order_by(Point.round, Point.id).limit(free)).scalars().all()
+                .order_by(Point.round.is_(None), Point.round, Point.id).limit(free)).scalars().all()
             numbers = {p.id: len(p.attempts) + 1 for p in pending}
         for point in pending:
             if not self._new_attempt(point, numbers[point.id]):
                 return
+
+    def _speculate(self, free: int) -> None:
+        """Fill slots the round leaves idle with points the search ranks as likely next."""
+        with self.sessions() as s:
+            waiting = s.execute(select(func.count()).select_from(Point).where(
+                Point.experiment_id == self.experiment_id, Point.state == "pending")).scalar_one()
+        budget = self.config.model.search.speculation_budget
+        room = free - waiting
+        if budget is not None:
+            room = min(room, budget - self.speculated)
+        speculate = getattr(self.replayed.strategy if self.replayed else None, "speculate", None)
+        if room <= 0 or speculate is None or self.replayed is None or self.replayed.strategy.done:
+            return
+        candidates = speculate(room + len(self.replayed.current))
+        keys = [point_key(p) for p in candidates]
+        with self.tx() as s:
+            existing = set(s.execute(select(Point.key).where(
+                Point.experiment_id == self.experiment_id, Point.key.in_(keys))).scalars())
+            new = [(p, k) for p, k in zip(candidates, keys) if k not in existing][:room]
+            for index, key in new:
+                s.add(Point(experiment_id=self.experiment_id, key=key, origin="speculative",
+                            params=self.config.params_of(index), round=None, created_at=self.now()))
+            if new:
+                self._event(s, "speculate", f"prefetching {len(new)} points into idle slots")
+        self.speculated += len(new)
 
     def _new_attempt(self, point: Point | None, number: int) -> bool:
         """Record the intent, then submit. False: stop submitting this cycle."""
@@ -661,8 +710,12 @@ class Master:
 
     # ---- the end ---------------------------------------------------------------------------------
     def _finish(self) -> None:
+        self._cancel_jobs("search finished; speculative job no longer needed")
         summary = self.summary()
         with self.tx() as s:
+            for point in s.execute(select(Point).where(Point.experiment_id == self.experiment_id,
+                                                       Point.state == "pending")).scalars():
+                point.state = "cancelled"          # speculation the search never needed
             exp = s.get(Experiment, self.experiment_id)
             assert exp is not None
             exp.state, exp.finished_at = "finished", self.now()
