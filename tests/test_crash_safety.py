@@ -16,7 +16,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-CHAOS_PARAMS = 'x = { values = [0, 1, 2, 3] }\ny = { values = [0, 1, 2, 3] }'
+CHAOS_PARAMS = ('x = { values = [0, 1, 2, 3, 4, 5] }\ny = { values = [0, 1, 2, 3, 4, 5] }\n'
+                'z = { values = [0, 1, 2, 3, 4] }')
 
 
 def start_master(path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
@@ -27,14 +28,19 @@ def start_master(path: Path, env: dict[str, str] | None = None) -> subprocess.Po
 
 def chaos_config(write_config, name: str, record: Path, **extra):
     return write_config(f"{name}.toml", name=name, cap=3, poll=0.05, parameters=CHAOS_PARAMS,
-                        command="{python} -m jobs.examples.synthetic --center x=2 --center y=1 "
-                                f"--sleep 0.15 --record {record}", **extra)
+                        strategy="dsice",
+                        command="{python} -m jobs.examples.synthetic --center x=4 --center y=1 "
+                                f"--center z=3 --sleep 0.15 --record {record}", **extra)
 
 
-def outcome_sequence(db: Path) -> list[tuple]:
+def outcome_sequence(db: Path) -> tuple[list[tuple], list[tuple]]:
+    """The search's decisions: points per round with their values, and the stages."""
     con = sqlite3.connect(db)
-    return con.execute("select p.key, p.round, e.value from points p join evaluations e "
-                       "on e.point_id = p.id order by p.id").fetchall()
+    points = con.execute("select p.key, p.round, e.value from points p join evaluations e "
+                         "on e.point_id = p.id order by p.round, p.key").fetchall()
+    stages = con.execute("select number, level, base, points, best, best_value, moved "
+                         "from stages order by number").fetchall()
+    return points, stages
 
 
 def wait_all_jobs_ended(db: Path, timeout: float = 20) -> None:
@@ -86,10 +92,12 @@ def test_chaos_kill9_thirty_times_loses_nothing(write_config, tmp_path):
     wait_all_jobs_ended(db)
     runs = Counter(json.dumps(json.loads(line.split(" ", 3)[3]), sort_keys=True)
                    for line in record.read_text().splitlines())
-    assert len(runs) == 16 and set(runs.values()) == {1}, runs     # no point ran twice
+    measured = len(expected[0])
+    assert len(runs) == measured and set(runs.values()) == {1}, runs     # no point ran twice
     con = sqlite3.connect(db)
-    assert con.execute("select count(*) from attempts").fetchone()[0] == 16
-    assert con.execute("select count(distinct job_id) from attempts").fetchone()[0] == 16
+    assert con.execute("select count(*) from attempts").fetchone()[0] == measured
+    assert con.execute("select count(distinct job_id) from attempts").fetchone()[0] == measured
+    assert len(expected[1]) >= 2                                         # several stages
 
 
 def _finished(db: Path) -> bool:
