@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from scheduler_adapters.base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler,
@@ -92,6 +92,14 @@ class Master:
                 log.warning("lease lost: another master took over; exiting without writing")
                 self.progress.message("another master took over this experiment; exiting")
                 return exitcodes.LEASE_LOST
+        except (OperationalError, OSError) as exc:
+            # A full disk, a vanished mount, a lost database server. Every state change is one
+            # transaction, so what was stored stays stored; `start` resumes once it is fixed.
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            log.error("stopping: %s", detail)
+            raise MasterError(f"cannot write the experiment's state ({self.config.database_url} "
+                              f"or {self.config.work_dir}): {detail}; nothing stored was lost, "
+                              "`start` resumes once this is fixed") from None
         finally:
             if self._scheduler is not None:
                 self._scheduler.close()

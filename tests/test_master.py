@@ -42,7 +42,8 @@ def test_full_grid_run_finds_the_optimum(write_config, cli, tmp_path):
     assert sqlite3.connect(db).execute("select count(*) from attempts").fetchone()[0] == 12
 
 
-@pytest.mark.parametrize("mode", ["exit", "nan", "nothing", "text", "missing-key", "binary", "huge"])
+@pytest.mark.parametrize("mode", ["exit", "nan", "nothing", "text", "missing-key", "binary", "huge",
+                                  "empty", "truncated", "directory"])
 def test_failed_attempts_are_retried(write_config, tmp_path, mode):
     path = write_config(parameters='x = { values = [1, 2] }',
                         command="{python} -m jobs.examples.synthetic --center x=2 "
@@ -56,7 +57,8 @@ def test_failed_attempts_are_retried(write_config, tmp_path, mode):
     assert con.execute("select count(*) from evaluations where value is not null").fetchone()[0] == 2
     expected = {"exit": "exit code 3", "nan": "not finite", "nothing": "is missing",
                 "text": "is not a number", "missing-key": "has no key 'loss'",
-                "binary": "not UTF-8", "huge": "too large"}[mode]
+                "binary": "not UTF-8", "huge": "too large", "empty": "is empty",
+                "truncated": "not valid JSON", "directory": "is a directory"}[mode]
     assert all(expected in r[2] for r in failed), failed
 
 

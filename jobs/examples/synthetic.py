@@ -19,7 +19,8 @@ from pathlib import Path
 
 from jobs.result import ATTEMPT_ENV, RESULT_ENV, load_params, write_result
 
-FAIL_MODES = ("exit", "nan", "nothing", "text", "huge", "hang", "missing-key", "binary")
+FAIL_MODES = ("exit", "nan", "nothing", "text", "huge", "hang", "missing-key", "binary", "empty",
+              "truncated", "directory")
 
 
 def loss(params: dict[str, object], centers: dict[str, float], logs: set[str]) -> float:
@@ -52,6 +53,12 @@ def fail(mode: str, result_path: Path) -> int:
         result_path.write_text('{"loss": 1.0, "pad": "' + "x" * (2 << 20) + '"}')
     elif mode == "binary":
         result_path.write_bytes(b"\xff\xfe\x00garbage")
+    elif mode == "empty":
+        result_path.write_bytes(b"")
+    elif mode == "truncated":
+        result_path.write_text('{"loss": 1.2')
+    elif mode == "directory":
+        result_path.mkdir()
     elif mode == "hang":
         time.sleep(3600)
     return 0          # "nothing" and the bad-file modes: exit 0 as if all went well
