@@ -50,8 +50,9 @@ def judge(status: JobStatus, run_dir: Path, objective_key: str | None) -> Outcom
     state = status.state
     if state is JobState.FAILED:
         code = "" if status.exit_code is None else f" with exit code {status.exit_code}"
+        detail = None if status.reason and status.reason.startswith("exit code") else status.reason
         return Outcome(state="failed", failure_kind=PROGRAM,
-                       reason=_join(f"program exited{code}", status.reason))
+                       reason=_join(f"program exited{code}", detail))
     if state is JobState.TIMEOUT:
         return Outcome(state="timeout", failure_kind=PROGRAM,
                        reason=_join("time limit exceeded", status.reason))

@@ -42,24 +42,33 @@ def test_full_grid_run_finds_the_optimum(write_config, cli, tmp_path):
     assert sqlite3.connect(db).execute("select count(*) from attempts").fetchone()[0] == 12
 
 
-@pytest.mark.parametrize("mode", ["exit", "nan", "nothing", "text", "missing-key", "binary", "huge",
-                                  "empty", "truncated", "directory"])
-def test_failed_attempts_are_retried(write_config, tmp_path, mode):
-    path = write_config(parameters='x = { values = [1, 2] }',
-                        command="{python} -m jobs.examples.synthetic --center x=2 "
-                                f"--fail-attempts 1 --fail-mode {mode}")
+FAILURE_REASONS = {"exit": "exit code 3", "nan": "not finite", "nothing": "is missing",
+                   "text": "is not a number", "missing-key": "has no key 'loss'",
+                   "binary": "not UTF-8", "huge": "too large", "empty": "is empty",
+                   "truncated": "not valid JSON", "directory": "is a directory"}
+
+
+def test_failed_attempts_are_retried(write_config, tmp_path):
+    """Each point fails its first attempt in another way; every one is retried and measured."""
+    modes = list(FAILURE_REASONS)
+    path = write_config(parameters=f"mode = {{ values = {modes!r} }}".replace("'", '"'),
+                        cap=len(modes), command="{python} -m jobs.examples.synthetic "
+                        "--fail-attempts 1 --fail-mode {mode} --log mode")
+    path.write_text(path.read_text().replace("--log mode", ""))
     assert run_master(path) == 0
     con = sqlite3.connect(tmp_path / "work" / "state.db")
-    rows = con.execute("select state, failure_kind, reason from attempts order by id").fetchall()
-    assert len(rows) == 4
-    failed = [r for r in rows if r[0] != "succeeded"]
-    assert len(failed) == 2 and all(r[1] == "program" for r in failed)
-    assert con.execute("select count(*) from evaluations where value is not null").fetchone()[0] == 2
-    expected = {"exit": "exit code 3", "nan": "not finite", "nothing": "is missing",
-                "text": "is not a number", "missing-key": "has no key 'loss'",
-                "binary": "not UTF-8", "huge": "too large", "empty": "is empty",
-                "truncated": "not valid JSON", "directory": "is a directory"}[mode]
-    assert all(expected in r[2] for r in failed), failed
+    rows = con.execute("select p.params, a.number, a.state, a.failure_kind, a.reason from attempts a "
+                       "join points p on p.id = a.point_id order by a.id").fetchall()
+    assert len(rows) == 2 * len(modes)
+    for params, number, state, kind, reason in rows:
+        mode = json.loads(params)["mode"]
+        if number == 1:
+            assert state == "failed" and kind == "program", (mode, state)
+            assert FAILURE_REASONS[mode] in reason, (mode, reason)
+        else:
+            assert state == "succeeded", (mode, state, reason)
+    assert con.execute("select count(*) from evaluations where value is not null").fetchone()[0] \
+        == len(modes)
 
 
 def test_time_limit_is_enforced_and_retried(write_config, tmp_path):

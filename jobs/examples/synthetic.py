@@ -26,6 +26,8 @@ FAIL_MODES = ("exit", "nan", "nothing", "text", "huge", "hang", "missing-key", "
 def loss(params: dict[str, object], centers: dict[str, float], logs: set[str]) -> float:
     total = 0.0
     for name, value in sorted(params.items()):
+        if isinstance(value, str):
+            continue          # a categorical parameter: only selects behaviour
         v = float(value)  # type: ignore[arg-type]
         if name in logs:
             v = math.log10(v)

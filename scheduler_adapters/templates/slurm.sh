@@ -1,0 +1,5 @@
+#!/bin/bash
+{directives}
+{exports}
+cd {workdir} || exit 97
+exec {command}

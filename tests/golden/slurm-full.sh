@@ -1,0 +1,19 @@
+#!/bin/bash
+#SBATCH --job-name=exp1-p0007-a1
+#SBATCH --output="/runs/exp 1/p0007-a1/stdout.txt"
+#SBATCH --error="/runs/exp 1/p0007-a1/stderr.txt"
+#SBATCH --chdir="/runs/exp 1/p0007-a1"
+#SBATCH --ntasks=1
+#SBATCH --cpus-per-task=4
+#SBATCH --requeue
+#SBATCH --time=61
+#SBATCH --gres=gpu:a100:2
+#SBATCH --partition=gpu
+#SBATCH --account=proj-1
+#SBATCH --qos=normal
+#SBATCH --mem=8G
+#SBATCH --exclusive
+export OMP_NUM_THREADS=4
+export TAG='a b'
+cd '/runs/exp 1/p0007-a1' || exit 97
+exec python3 trial.py --x 'it'"'"'s 3'

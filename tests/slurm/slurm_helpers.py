@@ -1,0 +1,43 @@
+"""Polling helpers for the Slurm cluster tests (a module rather than conftest: tests import it)."""
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+
+import pytest
+
+from scheduler_adapters.base import JobStatus
+from scheduler_adapters.slurm import SlurmScheduler
+
+
+def wait_for(sched: SlurmScheduler, job_ids: Sequence[str],
+             done: Callable[[JobStatus], bool] = lambda s: s.state.terminal,
+             timeout_s: float = 60.0, interval_s: float = 0.5) -> dict[str, JobStatus]:
+    """Poll ``status`` until every job satisfies ``done``; fail with the last states if not."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = sched.status(job_ids)
+        if all(done(states[j]) for j in job_ids):
+            return states
+        if time.monotonic() > deadline:
+            pytest.fail(f"jobs not done after {timeout_s:g} s: {states}")
+        time.sleep(interval_s)
+
+
+def live_ids(job_ids: Sequence[str]) -> set[str]:
+    """Ids squeue still lists, asked of squeue directly rather than through the adapter."""
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True,
+                         text=True, check=True, timeout=30).stdout.split()
+    return set(out) & set(job_ids)
+
+
+def jobs_named(name: str, history: str) -> list[str]:
+    """Every job id Slurm knows under this name, live or finished (squeue + history)."""
+    live = subprocess.run(["squeue", "-h", "-t", "all", "-n", name, "-o", "%i"],
+                          capture_output=True, text=True, check=True, timeout=30).stdout.split()
+    history = subprocess.run(["sacct", "-c" if history == "jobcomp" else "-X", "-P", "-n",
+                              "-S", "now-1days", "--format=JobID,JobName"],
+                             capture_output=True, text=True, timeout=30).stdout.splitlines()
+    done = [row.split("|")[0] for row in history if row.split("|")[1:2] == [name]]
+    return sorted(set(live) | set(done), key=int)
