@@ -26,11 +26,13 @@ def start_master(path: Path, env: dict[str, str] | None = None) -> subprocess.Po
                             env={**os.environ, **(env or {})})
 
 
-def chaos_config(write_config, name: str, record: Path, **extra):
-    return write_config(f"{name}.toml", name=name, cap=3, poll=0.05, parameters=CHAOS_PARAMS,
-                        strategy="dsice",
+def chaos_config(write_config, name: str, record: Path, kind: str, options: str):
+    path = write_config(f"{name}.toml", name=name, cap=3, poll=0.05, parameters=CHAOS_PARAMS,
+                        strategy="dsice", scheduler_extra=options,
                         command="{python} -m jobs.examples.synthetic --center x=4 --center y=1 "
-                                f"--center z=3 --sleep 0.15 --record {record}", **extra)
+                                f"--center z=3 --sleep 0.15 --record {record}")
+    path.write_text(path.read_text().replace('kind = "local"', f'kind = "{kind}"'))
+    return path
 
 
 def outcome_sequence(db: Path) -> tuple[list[tuple], list[tuple]]:
@@ -54,39 +56,38 @@ def wait_all_jobs_ended(db: Path, timeout: float = 20) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.slow
-def test_chaos_kill9_thirty_times_loses_nothing(write_config, tmp_path):
-    reference_record = tmp_path / "ref-runs.txt"
-    ref = chaos_config(write_config, "ref", reference_record)
-    ref_dir = tmp_path / "work"
-    assert start_master(ref).wait(60) == 0
-    expected = outcome_sequence(ref_dir / "state.db")
+def run_chaos(write_config, tmp_path: Path, kills_wanted: int, kind: str = "local",
+              options: str = "") -> None:
+    """Kill -9 the master again and again (at random instants and at the dangerous places),
+    restart it each time; the result must equal an uninterrupted run's, with no point run twice."""
+    ref = chaos_config(write_config, "ref", tmp_path / "ref-runs.txt", kind, options)
+    assert start_master(ref).wait(300) == 0
+    expected = outcome_sequence(tmp_path / "work" / "state.db")
     (tmp_path / "work").rename(tmp_path / "ref-work")
 
     record = tmp_path / "runs.txt"
-    path = chaos_config(write_config, "chaos", record)
+    path = chaos_config(write_config, "chaos", record, kind, options)
     db = tmp_path / "work" / "state.db"
     rng = random.Random(1234)
     crash_points = ["after-intent", "after-submit", "before-evaluation"]
     kills = 0
-    for i in range(40):
-        if kills >= 30 and db.exists() and _finished(db):
+    for i in range(kills_wanted + 15):
+        if kills >= kills_wanted:
             break
         if i % 3 == 0:     # a crash exactly at a dangerous place
             env = {"ORCH_CRASH_AT": f"{crash_points[i % len(crash_points)]}:{rng.randint(1, 3)}"}
             proc = start_master(path, env)
-            rc = proc.wait(60)
-            kills += rc == -signal.SIGKILL
+            kills += proc.wait(120) == -signal.SIGKILL
         else:              # a kill at a random instant
             proc = start_master(path)
             time.sleep(rng.uniform(0.05, 1.2))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
-            proc.wait(60)
-    assert kills >= 30
+            proc.wait(120)
+    assert kills >= kills_wanted
     final = start_master(path)
-    assert final.wait(120) == 0, final.stderr.read() if final.stderr else ""
+    assert final.wait(300) == 0, final.stderr.read() if final.stderr else ""
     assert _finished(db)
     assert outcome_sequence(db) == expected
     wait_all_jobs_ended(db)
@@ -98,6 +99,22 @@ def test_chaos_kill9_thirty_times_loses_nothing(write_config, tmp_path):
     assert con.execute("select count(*) from attempts").fetchone()[0] == measured
     assert con.execute("select count(distinct job_id) from attempts").fetchone()[0] == measured
     assert len(expected[1]) >= 2                                         # several stages
+
+
+@pytest.mark.slow
+def test_chaos_kill9_thirty_times_loses_nothing(write_config, tmp_path):
+    run_chaos(write_config, tmp_path, kills_wanted=30)
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_chaos_on_real_slurm(write_config, tmp_path):
+    if not os.environ.get("SLURM_CONF"):
+        if os.environ.get("REQUIRE_SLURM") == "1":
+            pytest.fail("REQUIRE_SLURM=1 but Slurm is not running (scripts/slurm-start.sh)")
+        pytest.skip("no Slurm: eval \"$(bash scripts/slurm-start.sh)\" to run this")
+    run_chaos(write_config, tmp_path, kills_wanted=10, kind="slurm",
+              options='options = { partition = "debug" }')
 
 
 def _finished(db: Path) -> bool:
