@@ -1,23 +1,33 @@
 """Read-only views of an experiment for the admin commands. Never writes, never blocks the
-master: reads go through a read-only connection and retry while SQLite is busy."""
+master: reads go through a read-only connection, retry while SQLite is busy, and each view is
+one short read whose result is plain data (formatting and plotting happen after it closes)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import socket
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from itertools import product
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from . import exitcodes
 from .cli import CliError
 from .config import load_config
 from .lease import heartbeat_age, process_alive
-from .models import ACTIVE_ATTEMPT_STATES, Attempt, Evaluation, Event, Experiment, Lease, Point, Stage
+from .models import (ACTIVE_ATTEMPT_STATES, Attempt, Evaluation, Event, Experiment, Lease, Point,
+                     Stage)
 from .store import read_session, retry_locked, sqlite_path
 
 T = TypeVar("T")
+ENDED = ("finished", "cancelled", "failed")      # experiment states that take no more work
+
+# Counting the valid points of a constrained grid means checking each one; past this size the
+# remaining-work estimate is left out rather than making `status` slow.
+MAX_COUNTED_GRID = 200_000
 
 
 def database_url_of(target: str) -> str:
@@ -30,12 +40,16 @@ def database_url_of(target: str) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
+def no_experiment(where: object) -> CliError:
+    return CliError(f"no experiment in {where}: run `orchestrator start CONFIG` first",
+                    exitcodes.NO_EXPERIMENT)
+
+
 def query(target: str, fn: Callable[[Session, Experiment], T]) -> T:
     url = database_url_of(target)
     db = sqlite_path(url)
     if db is not None and not db.exists():
-        raise CliError(f"no experiment in {db.parent}: run `orchestrator start CONFIG` first",
-                       exitcodes.NO_EXPERIMENT)
+        raise no_experiment(db.parent)
 
     def run() -> T:
         with read_session(url) as s:
@@ -47,8 +61,7 @@ def query(target: str, fn: Callable[[Session, Experiment], T]) -> T:
                 else:
                     raise
             if exp is None:
-                raise CliError(f"no experiment in {url}: run `orchestrator start CONFIG` first",
-                               exitcodes.NO_EXPERIMENT)
+                raise no_experiment(url)
             return fn(s, exp)
     return retry_locked(run)
 
@@ -57,73 +70,217 @@ def iso(dt: datetime | None) -> str | None:
     return None if dt is None else dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def _better(minimize: bool) -> Callable[[float, float], bool]:
     return (lambda a, b: a < b) if minimize else (lambda a, b: a > b)
+
+
+def minimizes(exp: Experiment) -> bool:
+    return bool(exp.definition["objective"]["direction"] == "minimize")
+
+
+def params_of(exp: Experiment, index: Sequence[int] | None) -> dict[str, Any] | None:
+    """Parameter values of an index tuple, from the search definition stored with the experiment."""
+    if index is None:
+        return None
+    values = exp.definition["parameters"]
+    return {name: values[name][i] for name, i in zip(exp.definition["parameter_order"], index)}
+
+
+def cap_of(exp: Experiment) -> int:
+    return int(exp.settings.get("scheduler", {}).get("cap", 1))
 
 
 def evaluations(s: Session, exp: Experiment) -> list[tuple[Point, Evaluation]]:
     """Outcomes in the order the search asked for the points (deterministic, unlike the order
     in which jobs happened to finish)."""
-    return list(s.execute(select(Point, Evaluation).join(Evaluation).where(
-        Point.experiment_id == exp.id).order_by(Point.id)).tuples())
+    # Attempts are loaded with the points in one more query, not one query per point: a read
+    # holds SQLite's shared lock until it ends, and the master waits for it to commit.
+    return [(point, ev) for point, ev in s.execute(
+        select(Point, Evaluation).join(Evaluation).where(Point.experiment_id == exp.id)
+        .options(selectinload(Point.attempts)).order_by(Point.id))]
 
 
 def best_of(rows: list[tuple[Point, Evaluation]], minimize: bool) -> dict[str, Any] | None:
-    better = _better(minimize)
-    best: tuple[Point, Evaluation] | None = None
-    for point, ev in rows:
-        if ev.value is not None and (best is None or better(ev.value, best[1].value)):  # type: ignore[arg-type]
-            best = (point, ev)
-    if best is None:
-        return None
-    return {"params": best[0].params, "value": best[1].value, "found_at": iso(best[1].recorded_at),
-            "evaluation": [p.id for p, _ in rows].index(best[0].id) + 1}
+    ranked = ranking(rows, minimize)
+    return ranked[0] if ranked else None
+
+
+def ranking(rows: list[tuple[Point, Evaluation]], minimize: bool) -> list[dict[str, Any]]:
+    """Successful evaluations, best first; ``evaluation`` is the row number in ``history``."""
+    numbered = [(n, p, ev) for n, (p, ev) in enumerate(rows, 1) if ev.value is not None]
+    sign = 1.0 if minimize else -1.0
+    numbered.sort(key=lambda t: (sign * t[2].value, t[0]))  # type: ignore[operator]
+    return [{"params": p.params, "index": list(p.index), "value": ev.value,
+             "found_at": iso(ev.recorded_at), "evaluation": n} for n, p, ev in numbered]
 
 
 def master_info(s: Session, exp: Experiment) -> dict[str, Any] | None:
+    """Who holds the lease and whether that master is alive: on this host by its process, on
+    another host by a heartbeat younger than the lease timeout (the rule a new master uses)."""
     lease = s.get(Lease, exp.id)
     if lease is None:
         return None
-    import socket
-    alive = not lease.released and (lease.host != socket.gethostname()
-                                     or process_alive(lease.pid, lease.pid_started))
+    age = heartbeat_age(lease)
+    timeout = float(exp.settings.get("experiment", {}).get("lease_timeout", 300.0))
+    if lease.released:
+        alive = False
+    elif lease.host == socket.gethostname():
+        alive = process_alive(lease.pid, lease.pid_started)
+    else:
+        alive = age <= timeout
     return {"host": lease.host, "pid": lease.pid, "alive": alive,
-            "heartbeat_age_s": round(heartbeat_age(lease), 1), "started_at": iso(lease.started_at)}
+            "heartbeat_age_s": round(age, 1), "started_at": iso(lease.started_at),
+            "stop_requested": lease.stop_requested}
+
+
+# ---- status ------------------------------------------------------------------------------------
+
+def _attempt_seconds(attempts: Sequence[Attempt], until: datetime) -> float:
+    """Job-seconds spent running (queue time excluded); running jobs count up to ``until``."""
+    return sum(max(0.0, ((a.ended_at or until) - a.started_at).total_seconds())
+               for a in attempts if a.started_at is not None)
+
+
+def _grid_size(exp: Experiment) -> int | None:
+    """Points the whole search space offers (valid ones under a constraint), if countable."""
+    definition = exp.definition
+    order = definition["parameter_order"]
+    sizes = [len(definition["parameters"][n]) for n in order]
+    total = math.prod(sizes)
+    if not definition.get("constraint"):
+        return total
+    if total > MAX_COUNTED_GRID:
+        return None
+    from .strategies import compile_constraint
+    check = compile_constraint(definition["constraint"], tuple(order))
+    return sum(check(dict(zip(order, combo)))
+               for combo in product(*(definition["parameters"][n] for n in order)))
+
+
+def _current_stage(exp: Experiment, last: Stage | None, finished: bool) -> dict[str, Any]:
+    """The stage in progress (DSICE): a stage that moved the base keeps the level, one that did
+    not raises it; the first stage starts at level 1 from the configured start or the centre."""
+    if last is None:
+        start = exp.definition.get("search_options", {}).get("start")
+        if start is None and not exp.definition.get("constraint"):
+            order = exp.definition["parameter_order"]
+            start = [len(exp.definition["parameters"][n]) // 2 for n in order]
+        return {"number": 1, "level": 1, "base": start}
+    base = last.best if last.moved else last.base
+    if finished:
+        return {"number": last.number, "level": last.level, "base": base}
+    return {"number": last.number + 1, "level": last.level if last.moved else (last.level or 0) + 1,
+            "base": base}
+
+
+def _estimate(exp: Experiment, done_points: int, stage_rows: Sequence[Stage],
+              current_level: int | None, elapsed_s: float, finished: bool) -> dict[str, Any]:
+    """Remaining work, where the strategy makes it knowable (see docs/admin.md)."""
+    if finished:
+        return {"remaining_points": 0, "remaining_stages_min": 0, "remaining_s": 0.0,
+                "basis": exp.state}
+    strategy = exp.definition.get("strategy")
+    if strategy == "dsice":
+        if current_level is None:
+            return {"remaining_points": None, "remaining_stages_min": None, "remaining_s": None,
+                    "basis": "no estimate"}
+        dims = len(exp.definition["parameter_order"])
+        stages_left = max(1, dims - current_level + 1)
+        durations = [d for d in _stage_durations(exp, stage_rows) if d is not None]
+        seconds = None if not durations else round(stages_left * sum(durations) / len(durations), 1)
+        return {"remaining_points": None, "remaining_stages_min": stages_left,
+                "remaining_s": seconds,
+                "basis": "one stage per level still to pass, mean duration"}
+    total = _grid_size(exp)
+    budget = exp.definition.get("search_options", {}).get("max_evaluations")
+    if strategy == "random" and budget is not None:
+        total = int(budget) if total is None else min(total, int(budget))
+    if total is None:
+        return {"remaining_points": None, "remaining_stages_min": None, "remaining_s": None,
+                "basis": "no estimate"}
+    left = max(0, int(total) - done_points)
+    rate = done_points / elapsed_s if elapsed_s > 0 else 0.0
+    return {"remaining_points": left, "remaining_stages_min": None,
+            "remaining_s": round(left / rate, 1) if rate > 0 else None,
+            "basis": "points left, at the throughput so far"}
+
+
+def _stage_durations(exp: Experiment, rows: Sequence[Stage]) -> list[float | None]:
+    """A stage lasts from the end of the one before (or the experiment's start) to its own end."""
+    out: list[float | None] = []
+    previous = exp.started_at
+    for st in rows:
+        out.append(None if previous is None
+                   else round((st.recorded_at - previous).total_seconds(), 1))
+        previous = st.recorded_at
+    return out
 
 
 def status(s: Session, exp: Experiment) -> dict[str, Any]:
-    minimize = exp.definition["objective"]["direction"] == "minimize"
+    minimize = minimizes(exp)
     rows = evaluations(s, exp)
-    counts = dict(s.execute(select(Attempt.state, func.count()).where(
-        Attempt.experiment_id == exp.id).group_by(Attempt.state)).tuples().all())
-    point_counts = dict(s.execute(select(Point.state, func.count()).where(
-        Point.experiment_id == exp.id).group_by(Point.state)).tuples().all())
-    last_stage = s.execute(select(Stage).where(Stage.experiment_id == exp.id)
-                           .order_by(Stage.number.desc()).limit(1)).scalars().first()
+    value_of = {p.key: ev.value for p, ev in rows}
+    attempts = s.execute(select(Attempt).where(Attempt.experiment_id == exp.id)).scalars().all()
+    counts: dict[str, int] = {}
+    for a in attempts:
+        counts[a.state] = counts.get(a.state, 0) + 1
+    point_counts = {state: n for state, n in s.execute(select(Point.state, func.count()).where(
+        Point.experiment_id == exp.id).group_by(Point.state))}
+    stage_rows = s.execute(select(Stage).where(Stage.experiment_id == exp.id)
+                           .order_by(Stage.number)).scalars().all()
+    last_stage = stage_rows[-1] if stage_rows else None
+    finished = exp.state in ENDED
+    until = exp.finished_at or now()
+    elapsed = max(0.0, (until - exp.started_at).total_seconds()) if exp.started_at else 0.0
+    busy = _attempt_seconds(attempts, until)
+    cap = cap_of(exp)
+    uses_stages = exp.definition.get("strategy") == "dsice"
+    stage = _current_stage(exp, last_stage, finished) if uses_stages else None
+    base = stage["base"] if stage else None
+    base_key = None if base is None else ",".join(str(i) for i in base)
+    done_points = len(rows)
     return {
         "experiment": exp.name,
         "state": exp.state,
         "message": exp.message,
         "master": master_info(s, exp),
+        "strategy": exp.definition.get("strategy"),
+        "direction": exp.definition["objective"]["direction"],
         "best": best_of(rows, minimize),
         "evaluations": sum(ev.value is not None for _, ev in rows),
         "failed_points": sum(ev.value is None for _, ev in rows),
         "running": counts.get("running", 0),
         "pending": sum(counts.get(k, 0) for k in ("submitting", "submitted", "pending"))
                    + point_counts.get("pending", 0),
-        "attempts": sum(counts.values()),
+        "attempts": len(attempts),
         "attempts_by_state": counts,
+        "points_by_state": point_counts,
         "stages_done": last_stage.number if last_stage else 0,
-        "level": last_stage.level if last_stage else None,
-        "base": last_stage.best if last_stage else None,
+        "stage": None if stage is None else stage["number"],
+        "level": None if stage is None else stage["level"],
+        "base": base,
+        "base_params": params_of(exp, base),
+        "base_value": None if base_key is None else value_of.get(base_key),
+        "cap": cap,
+        "elapsed_s": round(elapsed, 1),
+        "busy_job_s": round(busy, 1),
+        "utilisation": round(busy / (cap * elapsed), 3) if elapsed > 0 else None,
+        "estimate": _estimate(exp, done_points, stage_rows,
+                              None if stage is None else stage["level"], elapsed, finished),
         "created_at": iso(exp.created_at),
         "started_at": iso(exp.started_at),
         "finished_at": iso(exp.finished_at),
     }
 
 
+# ---- lists -------------------------------------------------------------------------------------
+
 def queue(s: Session, exp: Experiment) -> list[dict[str, Any]]:
-    now = datetime.now(timezone.utc)
+    current = now()
     rows = s.execute(select(Attempt).where(Attempt.experiment_id == exp.id,
                                            Attempt.state.in_(ACTIVE_ATTEMPT_STATES))
                      .order_by(Attempt.id)).scalars().all()
@@ -131,7 +288,8 @@ def queue(s: Session, exp: Experiment) -> list[dict[str, Any]]:
         "job_id": a.job_id, "name": a.name, "kind": a.kind,
         "params": a.point.params if a.point else None, "attempt": a.number, "state": a.state,
         "submitted_at": iso(a.submitted_at), "started_at": iso(a.started_at),
-        "elapsed_s": None if a.started_at is None else round((now - a.started_at).total_seconds()),
+        "elapsed_s": None if a.started_at is None
+        else round((current - a.started_at).total_seconds()),
         "node": a.node,
     } for a in rows]
 
@@ -152,9 +310,33 @@ def history(s: Session, exp: Experiment) -> list[dict[str, Any]]:
 def stages(s: Session, exp: Experiment) -> list[dict[str, Any]]:
     rows = s.execute(select(Stage).where(Stage.experiment_id == exp.id)
                      .order_by(Stage.number)).scalars().all()
-    return [{"number": st.number, "level": st.level, "base": st.base, "points": len(st.points),
-             "best": st.best, "best_value": st.best_value, "moved": st.moved,
-             "recorded_at": iso(st.recorded_at)} for st in rows]
+    values = {p.key: ev.value for p, ev in evaluations(s, exp)}
+    out = []
+    for st, duration in zip(rows, _stage_durations(exp, rows)):
+        out.append({
+            "number": st.number, "level": st.level, "base": st.base,
+            "base_params": params_of(exp, st.base),
+            "base_value": None if st.base is None else values.get(",".join(map(str, st.base))),
+            "points": len(st.points), "best": st.best, "best_params": params_of(exp, st.best),
+            "best_value": st.best_value, "moved": st.moved, "duration_s": duration,
+            "recorded_at": iso(st.recorded_at)})
+    return out
+
+
+def best(s: Session, exp: Experiment, top: int = 1) -> dict[str, Any]:
+    """The best point with its measurement details, and the ``top`` best evaluations."""
+    rows = evaluations(s, exp)
+    ranked = ranking(rows, minimizes(exp))
+    detail = None
+    if ranked:
+        point, ev = rows[ranked[0]["evaluation"] - 1]
+        attempt = s.get(Attempt, ev.attempt_id) if ev.attempt_id is not None else None
+        detail = {**ranked[0], "metrics": ev.metrics, "attempts": len(point.attempts),
+                  "job_id": attempt.job_id if attempt else None,
+                  "run_dir": attempt.run_dir if attempt else None}
+    return {"experiment": exp.name, "direction": exp.definition["objective"]["direction"],
+            "objective": exp.definition["objective"]["key"], "state": exp.state,
+            "evaluations": len(ranked), "best": detail, "top": ranked[:max(1, top)]}
 
 
 def events(s: Session, exp: Experiment, limit: int = 50) -> list[dict[str, Any]]:
@@ -162,3 +344,59 @@ def events(s: Session, exp: Experiment, limit: int = 50) -> list[dict[str, Any]]
                      .order_by(Event.id.desc()).limit(limit)).scalars().all()
     return [{"at": iso(e.at), "kind": e.kind, "message": e.message, "data": e.data}
             for e in reversed(rows)]
+
+
+# ---- export and plots --------------------------------------------------------------------------
+
+def _attempt_record(a: Attempt) -> dict[str, Any]:
+    return {"number": a.number, "job_id": a.job_id, "name": a.name, "state": a.state,
+            "failure_kind": a.failure_kind, "reason": a.reason, "exit_code": a.exit_code,
+            "node": a.node, "submitted_at": iso(a.submitted_at), "started_at": iso(a.started_at),
+            "ended_at": iso(a.ended_at),
+            "run_s": None if a.started_at is None or a.ended_at is None
+            else round((a.ended_at - a.started_at).total_seconds(), 3),
+            "run_dir": a.run_dir}
+
+
+def export(s: Session, exp: Experiment) -> dict[str, Any]:
+    """Every evaluation (successful or failed point) with its parameters, value, metrics and
+    attempts; rows numbered as in ``history``."""
+    out = []
+    for n, (point, ev) in enumerate(evaluations(s, exp), 1):
+        out.append({
+            "n": n, "index": list(point.index), "params": point.params, "value": ev.value,
+            "state": point.state, "failure": ev.failure, "metrics": ev.metrics,
+            "origin": point.origin, "round": point.round,
+            "program_failures": point.program_failures, "infra_failures": point.infra_failures,
+            "budget_resets": point.budget_resets, "recorded_at": iso(ev.recorded_at),
+            "attempts": [_attempt_record(a) for a in point.attempts]})
+    return {"experiment": exp.name, "objective": exp.definition["objective"],
+            "parameters": exp.definition["parameter_order"], "state": exp.state,
+            "exported_at": iso(now()), "evaluations": out}
+
+
+def plot_data(s: Session, exp: Experiment) -> dict[str, Any]:
+    """What the three plots need, as plain values (times in seconds since the start)."""
+    t0 = exp.started_at or exp.created_at
+    current = exp.finished_at or now()
+
+    def rel(dt: datetime | None) -> float | None:
+        return None if dt is None else (dt - t0).total_seconds()
+
+    recorded = s.execute(select(Evaluation.value, Evaluation.recorded_at).join(Point).where(
+        Point.experiment_id == exp.id).order_by(Evaluation.id)).all()
+    stage_ends = s.execute(select(Stage.number, Stage.recorded_at).where(
+        Stage.experiment_id == exp.id).order_by(Stage.number)).all()
+    times = [at for _, at in recorded]
+    boundaries = [(number, sum(t <= at for t in times)) for number, at in stage_ends]
+    attempts = s.execute(select(Attempt).where(Attempt.experiment_id == exp.id)
+                         .order_by(Attempt.id)).scalars().all()
+    return {
+        "experiment": exp.name, "objective": exp.definition["objective"]["key"],
+        "minimize": minimizes(exp), "cap": cap_of(exp), "now_s": rel(current),
+        "values": [v for v, _ in recorded],
+        "stage_boundaries": boundaries,
+        "attempts": [{"label": a.name, "state": a.state, "failure": a.failure_kind is not None,
+                      "submitted": rel(a.submitted_at), "started": rel(a.started_at),
+                      "ended": rel(a.ended_at)} for a in attempts],
+    }

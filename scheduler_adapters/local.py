@@ -67,7 +67,7 @@ FILE_MODE = 0o600
 # A job not yet showing its supervisor's identity, and with no supervisor process found for it,
 # is given this long from submission (the instants between fork and exec) before it counts as
 # lost: the master died between recording the job and spawning its supervisor.
-SPAWN_GRACE_S = 5.0
+SPAWN_GRACE_S = 30.0
 
 LOST_REASON = "local supervisor died"
 

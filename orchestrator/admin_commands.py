@@ -1,0 +1,300 @@
+"""The CLI's write commands: cancel, retry and stop an experiment.
+
+They open the database read-write (``store.make_engine``: BEGIN IMMEDIATE, busy timeout) and
+keep each transaction to a few row updates, so a running master is never held up for long.
+Whether a live master holds the experiment is decided inside the same transaction as the
+change, so no master can take the lease in between.
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import math
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from scheduler_adapters.base import SchedulerError
+
+from . import exitcodes, queries
+from .cli import CliError, command
+from .config import Config, load_config
+from .lease import request_stop
+from .models import ACTIVE_ATTEMPT_STATES, Attempt, Event, Experiment, Point, utcnow
+from .schedulers import build_scheduler
+from .store import make_engine, retry_locked, session_factory, sqlite_path
+
+WAIT_POLL_S = 0.2
+
+
+def _config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", metavar="CONFIG", help="the experiment's TOML config")
+
+
+@contextmanager
+def _sessions(config: Config) -> Iterator[sessionmaker[Session]]:
+    db = sqlite_path(config.database_url)
+    if db is not None and not db.exists():
+        raise queries.no_experiment(db.parent)
+    # The journal mode must match the master's: switching a WAL database back would need it alone.
+    engine = make_engine(config.database_url, journal=config.model.experiment.sqlite_journal)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def _experiment(s: Session, config: Config) -> Experiment:
+    try:
+        exp = s.execute(select(Experiment)).scalars().first()
+    except Exception as exc:
+        if "no such table" not in str(exc):
+            raise
+        exp = None
+    if exp is None:
+        raise queries.no_experiment(config.database_url)
+    return exp
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):      # no login name and no passwd entry (some containers)
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _event(s: Session, exp: Experiment, kind: str, message: str,
+           data: dict[str, Any] | None = None) -> None:
+    s.add(Event(experiment_id=exp.id, at=utcnow(), kind=kind, message=message, data=data))
+
+
+def _wait_released(config: Config, timeout: float | None) -> bool:
+    """Wait until no live master holds the experiment; False on timeout."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        master = queries.query(config.database_url, queries.master_info)
+        if master is None or not master["alive"]:
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(WAIT_POLL_S)
+
+
+def _wait_args(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+    p.add_argument("--wait", action="store_true", help="wait until the master has exited")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="with --wait: give up after this long (exit 1)")
+
+
+def _after_wait(config: Config, args: argparse.Namespace, pid: int) -> int:
+    if not args.wait:
+        return exitcodes.OK
+    if not _wait_released(config, args.timeout):
+        raise CliError(f"master pid {pid} is still running after {args.timeout:g} s",
+                       exitcodes.ERROR)
+    print(f"master pid {pid} has exited")
+    return exitcodes.OK
+
+
+# ---- stop --------------------------------------------------------------------------------------
+
+@command("stop", "ask the running master to exit at its next cycle (jobs keep running)", _wait_args)
+def stop(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    experiment_id, master = queries.query(
+        config.database_url, lambda s, exp: (exp.id, queries.master_info(s, exp)))
+    if master is None or not master["alive"]:
+        print(f"no master is running for {config.name}; nothing to stop")
+        return exitcodes.OK
+    with _sessions(config) as sessions:
+        lease = retry_locked(lambda: request_stop(sessions, experiment_id))
+        if lease is None:
+            print(f"no master is running for {config.name}; nothing to stop")
+            return exitcodes.OK
+        print(f"asked master pid {lease.pid} on {lease.host} to stop; it exits at its next "
+              "cycle, jobs keep running; `start` resumes")
+        return _after_wait(config, args, lease.pid)
+
+
+# ---- cancel ------------------------------------------------------------------------------------
+
+@command("cancel", "cancel the experiment and all its jobs (final: it cannot be resumed)",
+         _wait_args)
+def cancel(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    with _sessions(config) as sessions:
+        decided = retry_locked(lambda: _mark_cancelled(sessions, config))
+        if isinstance(decided, str):
+            print(decided)
+            return exitcodes.OK
+        master, active = decided
+        if master is not None:
+            print(f"experiment {config.name} cancelled; master pid {master['pid']} on "
+                  f"{master['host']} cancels its {active} jobs at its next cycle and exits")
+            return _after_wait(config, args, master["pid"])
+        cancelled = _cancel_jobs(sessions, config)
+        print(f"experiment {config.name} cancelled; no master was running, "
+              f"cancelled {cancelled} jobs at the scheduler")
+        return exitcodes.OK
+
+
+def _mark_cancelled(sessions: sessionmaker[Session], config: Config
+                    ) -> str | tuple[dict[str, Any] | None, int]:
+    """Set the state and say who cancels the jobs: the live master, or (None) this command.
+    A string: nothing to do, and why."""
+    with sessions.begin() as s:
+        exp = _experiment(s, config)
+        master = queries.master_info(s, exp)
+        live = master if master is not None and master["alive"] else None
+        active = len(s.execute(select(Attempt.id).where(
+            Attempt.experiment_id == exp.id,
+            Attempt.state.in_(ACTIVE_ATTEMPT_STATES))).all())
+        if exp.state == "cancelled" and active and live is None:
+            return None, active          # an earlier cancel could not reach the scheduler
+        if exp.state in queries.ENDED:
+            return f"experiment {config.name} is already {exp.state}; nothing to cancel"
+        exp.state, exp.message = "cancelled", f"cancelled from {_who()}"
+        exp.finished_at = utcnow()
+        _event(s, exp, "cancelled", f"experiment cancelled from {_who()} ({active} jobs in flight)",
+               {"jobs": active})
+        return live, active
+
+
+def _cancel_jobs(sessions: sessionmaker[Session], config: Config) -> int:
+    """No master runs: cancel the jobs at the scheduler ourselves and record it. Attempts whose
+    submission was recorded but whose job id was not are looked up by their unique name."""
+    attempts = queries.query(config.database_url, lambda s, exp: [
+        (a.id, a.job_id, a.name) for a in s.execute(select(Attempt).where(
+            Attempt.experiment_id == exp.id, Attempt.state.in_(ACTIVE_ATTEMPT_STATES))).scalars()])
+    if not attempts:
+        return 0
+    scheduler = build_scheduler(config)
+    try:
+        unnamed = [name for _, job_id, name in attempts if job_id is None]
+        found = scheduler.find_by_name(unnamed) if unnamed else {}
+        job_ids = [job_id or found[name] for _, job_id, name in attempts
+                   if job_id or name in found]
+        scheduler.cancel(job_ids)
+    except SchedulerError as exc:
+        raise CliError(f"experiment {config.name} is cancelled, but its jobs could not be "
+                       f"cancelled at the scheduler ({exc}); run `cancel` again",
+                       exitcodes.ERROR) from None
+    finally:
+        scheduler.close()
+    with sessions.begin() as s:
+        exp = _experiment(s, config)
+        for attempt_id, job_id, name in attempts:
+            row = s.get(Attempt, attempt_id)
+            assert row is not None
+            row.job_id = row.job_id or found.get(name)
+            row.state, row.ended_at = "cancelled", utcnow()
+            row.reason = "cancelled by `orchestrator cancel`"
+            if row.point is not None and row.point.state == "active":
+                row.point.state = "cancelled"
+        _event(s, exp, "cancelled-jobs", f"{len(job_ids)} jobs cancelled at the scheduler "
+               "(no master was running)", {"job_ids": job_ids})
+    return len(job_ids)
+
+
+# ---- retry -------------------------------------------------------------------------------------
+
+def _retry_args(p: argparse.ArgumentParser) -> None:
+    _config_arg(p)
+    p.add_argument("point", metavar="POINT",
+                   help="parameter values 'x=1,y=0.5' (every parameter) or a grid index '3,5,5'")
+
+
+def _matches(text: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return text.lower() == str(value).lower()
+    if isinstance(value, (int, float)):
+        try:
+            return math.isclose(float(text), float(value), rel_tol=1e-9, abs_tol=1e-12)
+        except ValueError:
+            return False
+    return text == str(value)
+
+
+def point_key_of(spec: str, definition: dict[str, Any]) -> str:
+    """The stored key ("3,5,5") of a point given as values or as an index; CliError if none."""
+    order: list[str] = definition["parameter_order"]
+    values: dict[str, list[Any]] = definition["parameters"]
+    if "=" not in spec:
+        try:
+            index = [int(i) for i in spec.split(",")]
+        except ValueError:
+            raise CliError(f"point {spec!r}: give 'name=value,...' or an index like "
+                           f"'{','.join('0' * len(order))}'") from None
+        inside = all(0 <= i < len(values[n]) for i, n in zip(index, order))
+        if len(index) != len(order) or not inside:
+            raise CliError(f"point {spec!r} is not an index of the grid "
+                           f"({' x '.join(str(len(values[n])) for n in order)})")
+        return ",".join(map(str, index))
+    given: dict[str, str] = {}
+    for part in spec.split(","):
+        name, sep, text = part.partition("=")
+        if not sep or name.strip() not in values:
+            raise CliError(f"point {spec!r}: {part!r} is not name=value for a parameter "
+                           f"({', '.join(order)})")
+        given[name.strip()] = text.strip()
+    missing = [n for n in order if n not in given]
+    if missing:
+        raise CliError(f"point {spec!r}: no value for {', '.join(missing)}")
+    index = []
+    for name in order:
+        hit = next((i for i, v in enumerate(values[name]) if _matches(given[name], v)), None)
+        if hit is None:
+            raise CliError(f"point {spec!r}: {given[name]} is not a value of {name} "
+                           f"({', '.join(map(str, values[name]))})")
+        index.append(hit)
+    return ",".join(map(str, index))
+
+
+@command("retry", "give a failed point a new budget (the master must be stopped)", _retry_args)
+def retry(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    with _sessions(config) as sessions:
+        params, resumed = retry_locked(lambda: _reset_point(sessions, config, args.point))
+    again = " the experiment is running again;" if resumed else ""
+    print(f"point {params} has a new budget;{again} `orchestrator start {args.config}` "
+          "measures it")
+    return exitcodes.OK
+
+
+def _reset_point(sessions: sessionmaker[Session], config: Config, spec: str
+                 ) -> tuple[dict[str, Any], bool]:
+    with sessions.begin() as s:
+        exp = _experiment(s, config)
+        master = queries.master_info(s, exp)
+        if master is not None and master["alive"]:
+            raise CliError(f"master pid {master['pid']} on {master['host']} is running: stop the "
+                           f"master first (`orchestrator stop CONFIG --wait`)",
+                           exitcodes.ALREADY_RUNNING)
+        if exp.state in ("cancelled", "failed"):
+            raise CliError(f"experiment {exp.name} is {exp.state}; a retry cannot revive it")
+        key = point_key_of(spec, exp.definition)
+        point = s.execute(select(Point).where(Point.experiment_id == exp.id,
+                                              Point.key == key)).scalars().first()
+        if point is None:
+            raise CliError(f"point {spec!r} was never asked for by the search; nothing to retry")
+        evaluation = point.evaluation
+        if point.state != "failed" or evaluation is None or evaluation.value is not None:
+            raise CliError(f"point {point.params} is {point.state}, not failed; only a failed "
+                           "point can be retried")
+        s.delete(evaluation)
+        point.program_failures = point.infra_failures = 0
+        point.state = "pending"
+        point.budget_resets += 1
+        resumed = exp.state == "finished"
+        if resumed:
+            exp.state, exp.finished_at = "running", None
+        _event(s, exp, "retry", f"point {point.params} given a new budget from {_who()}",
+               {"point": key, "budget_resets": point.budget_resets})
+        return point.params, resumed
