@@ -333,7 +333,7 @@ class Master:
                 statuses = self.scheduler.status([a.job_id for a in live if a.job_id])
             except SchedulerUnavailable as exc:
                 log.warning("status query failed, will retry: %s", exc)
-                self._quiet_cycles = 0
+                self._quiet_cycles = getattr(self, "_quiet_cycles", 0) + 1   # back off, too
                 return
             for attempt in live:
                 assert attempt.job_id is not None
@@ -679,7 +679,7 @@ class Master:
                 self._block_submissions()
                 self._resubmit.add(attempt_id)
                 return False
-            except JobRejected as exc:
+            except (JobRejected, ValueError) as exc:   # ValueError: a value the adapter refuses
                 return self._reject(attempt_id, f"scheduler rejected the job: {exc}")
             except SchedulerUnavailable as exc:
                 log.warning("submit of %s failed (%s); checking whether it got in", spec.name, exc)

@@ -6,6 +6,7 @@ the adapters' quoting.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,9 +24,17 @@ from .config import SETUP_PREFIX, Config, JobSection
 SAFE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
+MAX_JOB_NAME = 63
+
+
 def job_name(config: Config, fingerprint: str, what: str, attempt: int) -> str:
-    """A name unique to experiment + point + attempt, so a restarted master finds its jobs."""
-    return f"{config.name[:24]}-{fingerprint[:6]}-{what}-a{attempt}"
+    """A name unique to experiment + point + attempt, so a restarted master finds its jobs.
+    A point of many parameters is named by a hash of its indices to stay within 63 characters."""
+    name = f"{config.name[:24]}-{fingerprint[:6]}-{what}-a{attempt}"
+    if len(name) > MAX_JOB_NAME:
+        digest = hashlib.sha256(what.encode()).hexdigest()[:16]
+        name = f"{config.name[:24]}-{fingerprint[:6]}-h{digest}-a{attempt}"
+    return name
 
 
 def run_dir_for(config: Config, what: str, attempt: int) -> Path:
