@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from search import GridSearch, RandomSearch, Strategy
+from search import GridSearch, RandomSearch, Strategy, make_dsice
 
 from .config import Config, ConfigError
 
@@ -61,10 +61,9 @@ def build_strategy(config: Config, cap: int) -> Strategy:
             return RandomSearch(config.shape, cap=options.pop("cap", cap),
                                 seed=options.pop("seed", config.model.experiment.seed),
                                 **common, **options)
-        from search import DSICE  # the engine lives in its own module; imported on demand
-        return DSICE(config.shape, cap=options.pop("cap", cap), **common, **options)
-    except TypeError as exc:
-        raise ConfigError(f"search.options: {exc}") from None
+        return make_dsice(config.shape, cap=options.pop("cap", cap), **common, **options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{config.path}: search.options: {exc}") from None
 
 
 @dataclass

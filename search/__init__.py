@@ -1,8 +1,10 @@
 """Search strategies over discrete grids: pure ask/tell objects with no I/O."""
 from .base import Index, Result, Strategy
 from .dsice import DSICE
+from .explore import ExploringDSICE, make_dsice
 from .grid import GridSearch
 from .random_search import RandomSearch
 from .stage import StageRecord
 
-__all__ = ["Index", "Result", "Strategy", "DSICE", "GridSearch", "RandomSearch", "StageRecord"]
+__all__ = ["Index", "Result", "Strategy", "DSICE", "ExploringDSICE", "make_dsice", "GridSearch",
+           "RandomSearch", "StageRecord"]

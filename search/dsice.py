@@ -13,6 +13,9 @@ Modes:
 
 Failures (``tell({p: None})``) and points rejected by ``valid`` are *known without a value*: never
 proposed, never fed to a spline, counted as measured for line completion, never a result.
+
+``inform`` hands the engine values of points it never asked for (measured by an exploration or an
+earlier run): they count as measured, feed every line fit and may be results like its own points.
 """
 from __future__ import annotations
 
@@ -53,6 +56,8 @@ class DSICE(Strategy):
         self._board = Board(self._results, self.is_valid, minimize)
         self._searched: defaultdict[Index, set[Direction]] = defaultdict(set)
         self._round: list[Index] = []
+        self.informed: list[tuple[Index, Result]] = []
+        self._informed_pending: list[Index] = []   # informed mid-round: registered at its end
         self._finished = False
         self.stages: list[StageRecord] = []
         self.level = 1
@@ -85,6 +90,55 @@ class DSICE(Strategy):
     def done(self) -> bool:
         return self._finished and not self._outstanding
 
+    @property
+    def best(self) -> tuple[Index, float] | None:
+        """The best point measured by the engine or informed to it (first one on ties)."""
+        best: tuple[Index, float] | None = None
+        for point, value in self.history + self.informed:
+            if value is not None and (best is None or self.better(value, best[1])):
+                best = (point, value)
+        return best
+
+    @property
+    def result(self) -> tuple[Index, float] | None:
+        """The current base and its value (the search's answer once done); None if unmeasured."""
+        value = self._board.value(self.base)
+        return None if value is None else (self.base, value)
+
+    def inform(self, results: Mapping[Index, Result]) -> None:
+        """Values (or None for failures) of points measured elsewhere, never asked for here.
+
+        They are known from now on (never proposed), feed the line fits and may become stage
+        results. In ``sync`` mode, points informed while a round is out are registered with the
+        stages after that round's own points; otherwise at once, as a round boundary. Replaying
+        the same ask/tell/inform sequence reproduces the same decisions.
+        """
+        points: list[Index] = []
+        for point, value in results.items():
+            point = tuple(int(i) for i in point)
+            if len(point) != len(self.shape) or not all(
+                    0 <= i < n for i, n in zip(point, self.shape)):
+                raise ValueError(f"informed point {point} is not a point of the grid {self.shape}")
+            if point in self._results:
+                raise ValueError(f"informed point {point} was already measured")
+            if point in self._outstanding:
+                raise ValueError(f"informed point {point} is outstanding: tell it instead")
+            if not self.is_valid(point):
+                raise ValueError(f"informed point {point} is not a valid point")
+            value = None if value is None else float(value)
+            self._results[point] = value
+            self.informed.append((point, value))
+            points.append(point)
+        if self._stage is None:
+            return
+        if self.mode != "async" and self._outstanding:
+            self._informed_pending += points
+            return
+        for point in points:
+            self._stage.register(point, own=False)
+        self._stage.end_round()
+        self._advance()
+
     # -- the protocol ---------------------------------------------------------------------------
     def _propose(self) -> list[Index]:
         if self._stage is None:
@@ -108,8 +162,11 @@ class DSICE(Strategy):
             # Registered in round (list) order, whatever order the caller told them in, so
             # the decisions do not depend on completion order.
             told, self._round = self._round, []
+        informed, self._informed_pending = self._informed_pending, []
         for point in told:
             self._stage.register(point)
+        for point in informed:
+            self._stage.register(point, own=False)
         self._stage.end_round()
         self._advance()
 

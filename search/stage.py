@@ -71,9 +71,14 @@ class Stage(ABC):
     def outcome(self) -> tuple[Index, float] | None:
         """The stage result ``p*`` and its value (None if nothing usable was measured)."""
 
-    def register(self, point: Index) -> None:
-        """Route one result (already in the board) to the line agents."""
-        self.points.append(point)
+    def register(self, point: Index, *, own: bool = True) -> None:
+        """Route one result (already in the board) to the line agents.
+
+        ``own=False`` is a point measured elsewhere (``DSICE.inform``): it feeds the lines but is
+        not listed in ``points``, so the stage records still partition the engine's history.
+        """
+        if own:
+            self.points.append(point)
         for line in self._lines_for(point):
             line.register(point)
 
