@@ -1,6 +1,7 @@
 """Speculative prefetch changes when results arrive, never what the search decides."""
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -44,3 +45,30 @@ def test_speculation_leaves_decisions_unchanged(write_config, tmp_path):
     assert con.execute("select state from experiments").fetchone()[0] == "finished"
     assert con.execute("select count(*) from attempts where state in "
                        "('submitting','submitted','pending','running')").fetchone()[0] == 0
+
+
+def test_exploration_is_replayed_exactly_after_a_crash(write_config, tmp_path):
+    """Exploration fills rounds deterministically, so a killed master resumes the same search."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    options = "[search.options]\nexplore_budget = 12\nrestarts = 1\nseed = 3"
+    plain = load_config(write_config("a.toml", name="a", parameters=PARAMS, cap=6,
+                                     strategy="dsice", command=COMMAND, search_extra=options))
+    assert Master(plain).run() == 0
+    expected = decisions(plain.work_dir / "state.db")
+    (tmp_path / "work").rename(tmp_path / "a-work")
+    path = write_config("b.toml", name="b", parameters=PARAMS, cap=6, strategy="dsice",
+                        command=COMMAND, search_extra=options)
+    crashed = subprocess.run([sys.executable, "-m", "orchestrator", "start", str(path)], cwd=ROOT,
+                             env={**os.environ, "ORCH_CRASH_AT": "before-evaluation:15"},
+                             capture_output=True, text=True, timeout=120)
+    assert crashed.returncode == -9
+    assert Master(load_config(path)).run() == 0
+    assert decisions(tmp_path / "work" / "state.db") == expected
+    con = sqlite3.connect(tmp_path / "work" / "state.db")
+    in_stages = sum(len(json.loads(p)) for (p,) in con.execute("select points from stages"))
+    measured = con.execute("select count(*) from evaluations").fetchone()[0]
+    assert measured > in_stages                 # exploration points were measured too
