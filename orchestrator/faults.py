@@ -1,7 +1,8 @@
 """Crash points for the chaos tests: the master kills itself with SIGKILL at a named place.
 
-``ORCH_CRASH_AT=NAME:N`` makes the N-th passage through ``crash_point(NAME)`` fatal. Unset (as in
-every real deployment) it costs one dictionary lookup.
+``ORCH_CRASH_AT=NAME:N`` makes the N-th passage through ``crash_point(NAME)`` fatal (or, with
+``ORCH_CRASH_SIGNAL=SIGSTOP``, freezes the master there, as on a hung node). Unset (as in every
+real deployment) it costs one environment lookup.
 """
 from __future__ import annotations
 
@@ -19,5 +20,5 @@ def crash_point(name: str) -> None:
     if target != name:
         return
     _passages[name] = _passages.get(name, 0) + 1
-    if _passages[name] >= int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _passages[name] == int(count or 1):
+        os.kill(os.getpid(), signal.Signals[os.environ.get("ORCH_CRASH_SIGNAL", "SIGKILL")])

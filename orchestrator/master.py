@@ -123,6 +123,7 @@ class Master:
                 self._rebuild()
             while True:
                 self.cycles += 1
+                crash_point("cycle")
                 if self._check_stop():
                     break
                 self._poll()

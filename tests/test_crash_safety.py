@@ -184,25 +184,37 @@ def _has_lease(db: Path) -> bool:
     return _count(db, "select count(*) from lease") == 1
 
 
+def _process_state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "?"
+
+
 def test_expired_heartbeat_is_taken_over_and_old_owner_exits(write_config, tmp_path):
     path = write_config(parameters='x = { values = [0, 1, 2, 3] }', cap=1,
                         command="{python} -m jobs.examples.synthetic --sleep 0.5",
                         extra="")
     text = path.read_text().replace('work_dir = "work"', 'work_dir = "work"\nlease_timeout = 2')
     path.write_text(text)
-    old = start_master(path)
+    # The master freezes itself between two transactions, as on a hung node. (Frozen inside
+    # one, it would hold SQLite's lock: only the node's death, which frees it, unblocks others.)
+    old = start_master(path, {"ORCH_CRASH_AT": "cycle:3", "ORCH_CRASH_SIGNAL": "SIGSTOP"})
     db = tmp_path / "work" / "state.db"
-    deadline = time.time() + 20
-    while not (db.exists() and _has_lease(db)) and time.time() < deadline:
+    deadline = time.time() + 30
+    while _process_state(old.pid) != "T":
+        assert time.time() < deadline, "the master did not freeze"
         time.sleep(0.05)
-    old.send_signal(signal.SIGSTOP)          # a master frozen on a dead node, say
     try:
         con = sqlite3.connect(db)
         # A live pid on this host: only the heartbeat's age lets a new master in.
         assert start_master(path).wait(30) == 3
         time.sleep(2.5)
         new = start_master(path)
-        time.sleep(1.0)
+        deadline = time.time() + 30
+        while _count(db, f"select count(*) from lease where pid = {new.pid}") == 0:
+            assert time.time() < deadline, "the new master did not take the lease"
+            time.sleep(0.05)
         evaluations_before = con.execute("select count(*) from evaluations").fetchone()[0]
     finally:
         old.send_signal(signal.SIGCONT)
