@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from . import commands, master_commands  # noqa: F401  (they register the commands)
+    from . import commands, master_commands, simulate  # noqa: F401  (they register commands)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

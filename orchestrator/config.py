@@ -152,6 +152,26 @@ class SchedulerSection(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class SimulateSection(Strict):
+    """``[simulate]``: the virtual cluster of ``orchestrator simulate`` (see docs/config.md)."""
+
+    duration_mean_hours: float = Field(default=1.0, gt=0)
+    duration_spread: float = Field(default=0.0, ge=0)       # standard deviation / mean
+    distribution: Literal["normal", "lognormal"] = "normal"  # normal is clipped at 10 % of the mean
+    failure_rate: float = Field(default=0.0, ge=0, lt=1)      # per attempt: node failures
+    cap: int | None = Field(default=None, ge=1)               # default: scheduler.cap
+    poll_interval: float | None = Field(default=None, gt=0)   # default: scheduler.poll_interval
+    seed: int = 0
+    objective: str | None = None     # "module:function" or "path/to/file.py:function"
+    table: str | None = None         # CSV: one column per parameter and the objective key
+
+    @model_validator(mode="after")
+    def _one_objective(self) -> "SimulateSection":
+        if (self.objective is None) == (self.table is None):
+            raise ValueError("give exactly one of 'objective' (MODULE:FUNCTION) and 'table' (CSV)")
+        return self
+
+
 class ConfigModel(Strict):
     experiment: ExperimentSection
     objective: ObjectiveSection
@@ -160,6 +180,7 @@ class ConfigModel(Strict):
     setup: JobSection | None = None
     search: SearchSection = SearchSection()
     scheduler: SchedulerSection = SchedulerSection()
+    simulate: SimulateSection | None = None
 
     @field_validator("parameters")
     @classmethod
@@ -218,7 +239,11 @@ class Config:
 
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file, or raise ConfigError with a one-line message."""
-    path = Path(path)
+    return validate_config(read_toml(Path(path)), Path(path))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The raw TOML table of a config file, or ConfigError."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -234,6 +259,11 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    return raw
+
+
+def validate_config(raw: dict[str, Any], path: Path) -> Config:
+    """Validate a raw config table (as read from ``path``), or raise ConfigError."""
     try:
         model = ConfigModel.model_validate(raw)
     except ValidationError as exc:
