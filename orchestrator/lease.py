@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -101,15 +101,13 @@ class LeaseHolder:
             return "expired"
         return None
 
-    def check(self, session: Session) -> Lease:
+    def check(self, session: Session, now: datetime | None = None) -> None:
         """Inside a write transaction: renew the heartbeat, or raise LeaseLost."""
         renewed = session.execute(
             update(Lease).where(Lease.experiment_id == self.experiment_id, Lease.token == self.token)
-            .values(heartbeat_at=utcnow())).rowcount
+            .values(heartbeat_at=now or utcnow())).rowcount
         if renewed != 1:
             raise LeaseLost("another master took over this experiment")
-        lease = session.execute(select(Lease).where(Lease.experiment_id == self.experiment_id)).scalar_one()
-        return lease
 
     def release(self, sessions: sessionmaker[Session]) -> None:
         with sessions.begin() as s:

@@ -30,8 +30,8 @@ from . import exitcodes
 from .config import Config
 from .faults import crash_point
 from .lease import LeaseHeld, LeaseHolder, LeaseLost
-from .models import (ACTIVE_ATTEMPT_STATES, Attempt, Evaluation, Event, Experiment, Point,
-                     Stage, point_key)
+from .models import (ACTIVE_ATTEMPT_STATES, Attempt, Evaluation, Event, Experiment, Lease,
+                     Point, Stage, point_key)
 from .outcomes import INFRA, PROGRAM, Outcome, judge
 from .progress import Progress
 from .schedulers import build_scheduler
@@ -72,6 +72,8 @@ class Master:
         self._resubmit: set[int] = set()
         self.status_calls = 0
         self.cycles = 0
+        self.fingerprint = config.fingerprint()
+        self._setup_cache: dict[str, Any] | None = None
 
     # ---- life cycle ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -183,7 +185,7 @@ class Master:
         with self.sessions.begin() as s:
             exps = s.execute(select(Experiment)).scalars().all()
             if not exps:
-                exp = Experiment(name=cfg.name, fingerprint=cfg.fingerprint(),
+                exp = Experiment(name=cfg.name, fingerprint=self.fingerprint,
                                  definition=definition, settings=settings, created_at=self.now())
                 s.add(exp)
                 s.flush()
@@ -194,7 +196,7 @@ class Master:
             if exp.name != cfg.name:
                 raise MasterError(f"database {cfg.database_url} belongs to experiment "
                                   f"{exp.name!r}, not {cfg.name!r}", exitcodes.USAGE)
-            if exp.fingerprint != cfg.fingerprint():
+            if exp.fingerprint != self.fingerprint:
                 raise MasterError(describe_change(exp.definition, definition, cfg), exitcodes.USAGE)
             if exp.settings != settings:
                 exp.settings = settings
@@ -282,9 +284,9 @@ class Master:
 
     def _check_stop(self) -> bool:
         with self.tx() as s:
-            lease = self.lease.check(s)
+            lease = s.get(Lease, self.experiment_id)
             exp = s.get(Experiment, self.experiment_id)
-            assert exp is not None
+            assert exp is not None and lease is not None
             if lease.stop_requested and not self.stopping:
                 self.stopping = "stop requested"
             if exp.state == "cancelled":
@@ -336,10 +338,16 @@ class Master:
                 log.warning("status query failed, will retry: %s", exc)
                 self._quiet_cycles = getattr(self, "_quiet_cycles", 0) + 1   # back off, too
                 return
+            changes = []
             for attempt in live:
                 assert attempt.job_id is not None
                 status = statuses.get(attempt.job_id) or JobStatus(attempt.job_id, JobState.UNKNOWN)
-                changed |= self._apply_status(attempt, status)
+                change = self._change_for(attempt, status)
+                if change is not None:
+                    changes.append((attempt, status, change))
+            if changes:
+                self._apply_changes(changes)
+                changed = True
         self._quiet_cycles = 0 if changed else getattr(self, "_quiet_cycles", 0) + 1
 
     def _reattach_by_name(self, intents: list[Attempt]) -> bool:
@@ -361,34 +369,36 @@ class Master:
                     self._resubmit.add(attempt.id)   # never got in: submit it, same name
         return True
 
-    def _apply_status(self, attempt: Attempt, status: JobStatus) -> bool:
+    def _change_for(self, attempt: Attempt, status: JobStatus) -> Outcome | JobState | None:
+        """What a status means for an attempt: a final outcome, a new live state, or nothing."""
         if status.state is JobState.UNKNOWN:
             seen = self._unknown_polls.get(attempt.id, 0) + 1
             self._unknown_polls[attempt.id] = seen
             if seen < VANISH_POLLS and not self._result_exists(attempt):
-                return False
+                return None
         else:
             self._unknown_polls.pop(attempt.id, None)
         if not status.state.terminal:
-            new_state = status.state.value
-            if new_state == attempt.state and (status.node or None) == attempt.node:
-                return False
-            with self.tx() as s:
+            if status.state.value == attempt.state and (status.node or None) == attempt.node:
+                return None
+            return status.state
+        self._unknown_polls.pop(attempt.id, None)
+        return judge(status, Path(attempt.run_dir),
+                     None if attempt.kind == SETUP else self.config.objective_key)
+
+    def _apply_changes(self, changes: list[tuple[Attempt, JobStatus, Outcome | JobState]]) -> None:
+        """Record one poll's changes in one transaction (result files were read before it)."""
+        with self.tx() as s:
+            for attempt, status, change in changes:
                 row = s.get(Attempt, attempt.id)
                 assert row is not None
-                row.state = new_state
+                if isinstance(change, Outcome):
+                    self._record_outcome(s, row, change, status)
+                    continue
+                row.state = change.value
                 row.node = status.node or row.node
-                if status.state is JobState.RUNNING and row.started_at is None:
+                if change is JobState.RUNNING and row.started_at is None:
                     row.started_at = _ts(status.started_at) or self.now()
-            return True
-        outcome = judge(status, Path(attempt.run_dir),
-                        None if attempt.kind == SETUP else self.config.objective_key)
-        with self.tx() as s:
-            row = s.get(Attempt, attempt.id)
-            assert row is not None
-            self._record_outcome(s, row, outcome, status)
-        self._unknown_polls.pop(attempt.id, None)
-        return True
 
     def _result_exists(self, attempt: Attempt) -> bool:
         return (Path(attempt.run_dir) / "result.json").is_file()
@@ -439,11 +449,15 @@ class Master:
 
     # ---- setup job -------------------------------------------------------------------------------
     def _setup_done(self) -> bool:
-        if self.config.model.setup is None:
-            return True
-        with self.sessions() as s:
-            exp = s.get(Experiment, self.experiment_id)
-            return exp is not None and exp.setup_outputs is not None
+        return self.config.model.setup is None or self._setup_outputs() is not None
+
+    def _setup_outputs(self) -> dict[str, Any] | None:
+        """The setup job's outputs once it succeeded (they never change after that)."""
+        if self._setup_cache is None:
+            with self.sessions() as s:
+                exp = s.get(Experiment, self.experiment_id)
+                self._setup_cache = exp.setup_outputs if exp is not None else None
+        return self._setup_cache
 
     def _record_setup_outcome(self, s: Session, row: Attempt, outcome: Outcome) -> None:
         exp = s.get(Experiment, self.experiment_id)
@@ -478,7 +492,7 @@ class Master:
             self._release()
             self.progress.message(f"experiment failed: {message}")
             return False
-        self._new_attempt(None, len(attempts) + 1)
+        self._submit_attempts(self._record_intents([(None, SETUP, len(attempts) + 1)]))
         return True
 
     # ---- the search ------------------------------------------------------------------------------
@@ -582,22 +596,25 @@ class Master:
     def _submit(self) -> None:
         if self.clock() < self._submit_blocked_until:
             return
-        for attempt_id in sorted(self._resubmit):
-            if not self._submit_attempt(attempt_id):
-                return
+        if self._resubmit and not self._submit_attempts(sorted(self._resubmit)):
+            return
         free = self.cap - self._active_count()
         if free <= 0 or not self._setup_done():
             return
         if self.replayed is not None and self.config.model.search.speculation == "on":
             self._speculate(free)
+        tries = (select(Attempt.point_id, func.count().label("n"))
+                 .where(Attempt.experiment_id == self.experiment_id)
+                 .group_by(Attempt.point_id).subquery())
         with self.sessions() as s:
-            pending = s.execute(select(Point).where(
+            pending = s.execute(select(Point.id, Point.key, func.coalesce(tries.c.n, 0))
+                                .outerjoin(tries, tries.c.point_id == Point.id).where(
                 Point.experiment_id == self.experiment_id, Point.state == "pending")
-                .order_by(Point.round.is_(None), Point.round, Point.id).limit(free)).scalars().all()
-            numbers = {p.id: len(p.attempts) + 1 for p in pending}
-        for point in pending:
-            if not self._new_attempt(point, numbers[point.id]):
-                return
+                .order_by(Point.round.is_(None), Point.round, Point.id).limit(free)).all()
+        if pending:
+            ids = self._record_intents([(pid, "p" + key.replace(",", "-"), n + 1)
+                                        for pid, key, n in pending])
+            self._submit_attempts(ids)
 
     def _speculate(self, free: int) -> None:
         """Fill slots the round leaves idle with points the search ranks as likely next."""
@@ -624,31 +641,30 @@ class Master:
                 self._event(s, "speculate", f"prefetching {len(new)} points into idle slots")
         self.speculated += len(new)
 
-    def _new_attempt(self, point: Point | None, number: int) -> bool:
-        """Record the intent, then submit. False: stop submitting this cycle."""
-        what = SETUP if point is None else "p" + point.key.replace(",", "-")
-        name = job_name(self.config, self.config.fingerprint(), what, number)
-        run_dir = run_dir_for(self.config, what, number)
+    def _record_intents(self, wanted: list[tuple[int | None, str, int]]) -> list[int]:
+        """Commit the attempts (point id or None for the setup job, its tag, attempt number)
+        with their unique job names before anything is submitted."""
         with self.tx() as s:
-            attempt = Attempt(experiment_id=self.experiment_id,
-                              point_id=None if point is None else point.id,
-                              kind=SETUP if point is None else "trial", number=number, name=name,
-                              state="submitting", run_dir=str(run_dir), created_at=self.now())
-            s.add(attempt)
-            if point is not None:
-                row = s.get(Point, point.id)
-                assert row is not None
-                row.state = "active"
+            attempts = []
+            for point_id, what, number in wanted:
+                attempt = Attempt(experiment_id=self.experiment_id, point_id=point_id,
+                                  kind=SETUP if point_id is None else "trial", number=number,
+                                  name=job_name(self.config, self.fingerprint, what, number),
+                                  state="submitting", created_at=self.now(),
+                                  run_dir=str(run_dir_for(self.config, what, number)))
+                s.add(attempt)
+                if point_id is not None:
+                    point = s.get(Point, point_id)
+                    assert point is not None
+                    point.state = "active"
+                attempts.append(attempt)
             s.flush()
-            attempt_id = attempt.id
+            ids = [a.id for a in attempts]
         crash_point("after-intent")
-        return self._submit_attempt(attempt_id)
+        return ids
 
-    def _spec_for(self, attempt: Attempt, s: Session) -> JobSpec:
-        exp = s.get(Experiment, self.experiment_id)
-        assert exp is not None
-        setup_outputs = exp.setup_outputs
-        setup_dir = Path(setup_outputs["_run_dir"]) if setup_outputs else None
+    def _spec_for(self, attempt: Attempt, outputs: dict[str, Any] | None) -> JobSpec:
+        setup_dir = Path(outputs["_run_dir"]) if outputs else None
         if attempt.kind == SETUP:
             section, params = self.config.model.setup, {}
         else:
@@ -658,19 +674,46 @@ class Master:
         try:
             return build_spec(self.config, section, name=attempt.name, run_dir=Path(attempt.run_dir),
                               attempt=attempt.number, params=params,
-                              setup_outputs=setup_outputs, setup_dir=setup_dir)
+                              setup_outputs=outputs, setup_dir=setup_dir)
         except OSError as exc:
             raise MasterError(f"cannot prepare run directory {attempt.run_dir}: "
                               f"{exc.strerror or exc}") from None
 
-    def _submit_attempt(self, attempt_id: int) -> bool:
+    def _submit_attempts(self, attempt_ids: list[int]) -> bool:
+        """Submit recorded attempts in order, then commit their job ids together.
+        False: the scheduler asked us to wait (limit, outage); the rest stay recorded intents."""
+        outputs = self._setup_outputs()        # before the session: it may open its own
         with self.sessions() as s:
-            attempt = s.get(Attempt, attempt_id)
-            assert attempt is not None
-            try:
-                spec = self._spec_for(attempt, s)
-            except ValueError as exc:
-                return self._reject(attempt_id, str(exc))
+            attempts = [s.get(Attempt, i) for i in attempt_ids]
+            specs: list[tuple[int, JobSpec | str]] = []
+            for attempt in attempts:
+                assert attempt is not None
+                try:
+                    specs.append((attempt.id, self._spec_for(attempt, outputs)))
+                except ValueError as exc:
+                    specs.append((attempt.id, str(exc)))
+        submitted: list[tuple[int, str]] = []
+        going = True
+        for attempt_id, spec in specs:
+            if isinstance(spec, str):
+                self._reject(attempt_id, spec)
+                continue
+            job_id = self._submit_one(attempt_id, spec)
+            if job_id is None:
+                going = False
+                break
+            if job_id:
+                submitted.append((attempt_id, job_id))
+        if submitted:
+            with self.tx() as s:
+                for attempt_id, job_id in submitted:
+                    row = s.get(Attempt, attempt_id)
+                    assert row is not None
+                    row.job_id, row.state, row.submitted_at = job_id, "submitted", self.now()
+        return going
+
+    def _submit_one(self, attempt_id: int, spec: JobSpec) -> str | None:
+        """The job id; "" if the scheduler rejected this job; None to stop submitting."""
         for tries in range(SUBMIT_TRIES):
             try:
                 job_id = self.scheduler.submit(spec)
@@ -679,9 +722,10 @@ class Master:
                 log.info("submit limit reached, waiting: %s", exc)
                 self._block_submissions()
                 self._resubmit.add(attempt_id)
-                return False
+                return None
             except (JobRejected, ValueError) as exc:   # ValueError: a value the adapter refuses
-                return self._reject(attempt_id, f"scheduler rejected the job: {exc}")
+                self._reject(attempt_id, f"scheduler rejected the job: {exc}")
+                return ""
             except SchedulerUnavailable as exc:
                 log.warning("submit of %s failed (%s); checking whether it got in", spec.name, exc)
                 try:
@@ -694,16 +738,12 @@ class Master:
                     continue
                 job_id = found
             self._resubmit.discard(attempt_id)
-            with self.tx() as s:
-                row = s.get(Attempt, attempt_id)
-                assert row is not None
-                row.job_id, row.state, row.submitted_at = job_id, "submitted", self.now()
-            return True
+            return job_id
         # The intent stays recorded: the next cycle looks the job up by name before resubmitting,
         # in case one of the failed submits got in after all.
         self._block_submissions()
         self._resubmit.discard(attempt_id)
-        return False
+        return None
 
     def _block_submissions(self) -> None:
         self._submit_blocked_until = self.clock() + self.config.model.scheduler.poll_interval * 2

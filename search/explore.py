@@ -18,7 +18,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from scipy.stats import qmc
 
 from .base import Index, Result, Strategy, Validity
 from .dsice import DSICE
@@ -43,6 +42,7 @@ def space_filling(shape: Sequence[int], seed: int) -> Iterator[Index]:
     shape = tuple(shape)
     size = math.prod(shape)
     sizes = np.asarray(shape)
+    from scipy.stats import qmc  # heavy (~60 MB): only when exploration is on
     sobol = qmc.Sobol(len(shape), scramble=True, seed=seed)
     seen: set[Index] = set()
     drawn = 0
