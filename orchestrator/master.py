@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -186,11 +187,13 @@ class Master:
             exps = s.execute(select(Experiment)).scalars().all()
             if not exps:
                 exp = Experiment(name=cfg.name, fingerprint=self.fingerprint,
+                                 instance=uuid.uuid4().hex[:8],
                                  definition=definition, settings=settings, created_at=self.now())
                 s.add(exp)
                 s.flush()
                 s.add(Event(experiment_id=exp.id, at=self.now(), kind="created",
                             message=f"experiment {cfg.name} created", data=None))
+                self.instance = exp.instance
                 return exp.id, exp.state
             exp = exps[0]
             if exp.name != cfg.name:
@@ -203,6 +206,7 @@ class Master:
                 s.add(Event(experiment_id=exp.id, at=self.now(), kind="config-changed",
                             message="settings changed (cap, scheduler, retries, ...); accepted",
                             data=None))
+            self.instance = exp.instance
             return exp.id, exp.state
 
     def _claim(self) -> None:
@@ -649,7 +653,7 @@ class Master:
             for point_id, what, number in wanted:
                 attempt = Attempt(experiment_id=self.experiment_id, point_id=point_id,
                                   kind=SETUP if point_id is None else "trial", number=number,
-                                  name=job_name(self.config, self.fingerprint, what, number),
+                                  name=job_name(self.config, self.instance, what, number),
                                   state="submitting", created_at=self.now(),
                                   run_dir=str(run_dir_for(self.config, what, number)))
                 s.add(attempt)

@@ -45,6 +45,9 @@ class Experiment(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     fingerprint: Mapped[str] = mapped_column(String(32))
+    # Random per experiment instance: part of every job name, so that the jobs of an earlier
+    # experiment with the same name and space (still in the scheduler's history) never match.
+    instance: Mapped[str] = mapped_column(String(16))
     definition: Mapped[dict[str, Any]]                  # the search-defining part of the config
     settings: Mapped[dict[str, Any]]                    # the rest, as last started
     schema_version: Mapped[int] = mapped_column(default=SCHEMA_VERSION)

@@ -27,13 +27,13 @@ SAFE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_JOB_NAME = 63
 
 
-def job_name(config: Config, fingerprint: str, what: str, attempt: int) -> str:
-    """A name unique to experiment + point + attempt, so a restarted master finds its jobs.
-    A point of many parameters is named by a hash of its indices to stay within 63 characters."""
-    name = f"{config.name[:24]}-{fingerprint[:6]}-{what}-a{attempt}"
+def job_name(config: Config, instance: str, what: str, attempt: int) -> str:
+    """A name unique to experiment instance + point + attempt, so a restarted master finds its
+    jobs. A point of many parameters is named by a hash of its indices (63 characters at most)."""
+    name = f"{config.name[:24]}-{instance[:8]}-{what}-a{attempt}"
     if len(name) > MAX_JOB_NAME:
         digest = hashlib.sha256(what.encode()).hexdigest()[:16]
-        name = f"{config.name[:24]}-{fingerprint[:6]}-h{digest}-a{attempt}"
+        name = f"{config.name[:24]}-{instance[:8]}-h{digest}-a{attempt}"
     return name
 
 
