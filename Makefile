@@ -13,8 +13,9 @@ $(PY):
 install: $(PY)
 	@$(PY) -m pip install --quiet -e .
 
+# The test extras, and torch (CPU) with scikit-image for the super-resolution example's tests.
 install-test: $(PY)
-	@$(PY) -m pip install --quiet -e '.[test]'
+	@$(PY) -m pip install --quiet -e '.[test,sr]'
 
 # Tune the synthetic demo on the local scheduler, from scratch, and show the best point.
 demo: install clean-demo

@@ -36,7 +36,7 @@ from .models import (ACTIVE_ATTEMPT_STATES, Attempt, Evaluation, Event, Experime
 from .outcomes import INFRA, PROGRAM, Outcome, judge
 from .progress import Progress
 from .schedulers import build_scheduler
-from .store import create_schema, make_engine, session_factory
+from .store import create_schema, make_engine, schema_problem, session_factory
 from .strategies import Replay, build_strategy, replay
 from .trials import build_spec, job_name, run_dir_for
 
@@ -164,6 +164,11 @@ class Master:
         for tries in range(3):
             try:
                 create_schema(self.engine)
+                problem = schema_problem(self.engine)
+                if problem:
+                    raise MasterError(f"the state database {cfg.database_url} was written by "
+                                      f"another version of orchestrator ({problem}); finish or "
+                                      "export it with that version, or start a new work_dir")
                 self.experiment_id, self.experiment_state = self._load_experiment()
                 break
             except MasterError:

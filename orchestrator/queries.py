@@ -58,6 +58,10 @@ def query(target: str, fn: Callable[[Session, Experiment], T]) -> T:
             except Exception as exc:
                 if "no such table" in str(exc):
                     exp = None
+                elif "no such column" in str(exc):
+                    raise CliError(f"the state database {url} was written by another version of "
+                                   f"orchestrator ({str(exc).splitlines()[0]})",
+                                   exitcodes.ERROR) from None
                 else:
                     raise
             if exp is None:

@@ -86,8 +86,17 @@ def create_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
-def has_schema(engine: Engine) -> bool:
-    return inspect(engine).has_table("experiments")
+def schema_problem(engine: Engine) -> str | None:
+    """Why the database's tables do not match this version's models (None: they do)."""
+    inspector = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            return f"table {table.name} is missing"
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in present]
+        if missing:
+            return f"table {table.name} lacks column {missing[0]}"
+    return None
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -107,3 +107,17 @@ def test_full_disk_stops_cleanly_and_loses_nothing(write_config, tmp_path, tiny_
                              capture_output=True, text=True, timeout=60)
     assert resumed.returncode == 0, resumed.stderr
     assert len(evaluations(db)) == 6
+
+
+def test_database_of_another_version(write_config, cli, tmp_path):
+    path = write_config(parameters='x = { values = [0, 1] }')
+    assert cli("start", str(path)).returncode == 0
+    db = tmp_path / "work" / "state.db"
+    con = sqlite3.connect(db)
+    con.execute("alter table experiments drop column instance")
+    con.commit()
+    proc = cli("start", str(path))
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "another version of orchestrator (table experiments lacks column instance)" in proc.stderr
+    status = cli("status", str(path))
+    assert status.returncode == 1 and "another version of orchestrator" in status.stderr
