@@ -48,6 +48,27 @@ def test_demo_optimum_on_local(local_best):
     assert local_best == {"x": 0.5, "lr": 0.01, "batch": 4}
 
 
+def test_the_demo_as_shipped_finds_the_true_grid_optimum(tmp_path):
+    """`make demo` runs configs/demo.toml (grid strategy): it must report the grid's optimum,
+    computed here by brute force from the synthetic objective."""
+    import itertools
+
+    from jobs.examples.synthetic import loss
+    from orchestrator.config import load_config
+    path = tmp_path / "demo.toml"
+    path.write_text(DEMO.replace('work_dir = "../runs/demo"', 'work_dir = "work"'))
+    config = load_config(path)
+    grid = [dict(zip(config.values, combo)) for combo in itertools.product(*config.values.values())]
+    centers = {"x": 0.5, "lr": -2.0, "batch": 0.6}
+    optimum = min(grid, key=lambda p: loss(p, centers, {"lr", "batch"}))
+    proc = run_cli("start", str(path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(run_cli("status", str(path), "--json").stdout)
+    assert status["state"] == "finished" and status["evaluations"] == len(grid) == 144
+    assert status["best"]["params"] == optimum
+    assert status["best"]["value"] == pytest.approx(loss(optimum, centers, {"lr", "batch"}))
+
+
 def test_demo_on_pjm_emulator(tmp_path, local_best):
     root = tmp_path / "pjm-state"
     emulator = PJMEmulator(root)
