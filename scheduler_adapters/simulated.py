@@ -6,7 +6,7 @@ calling ``objective(params)`` and writing the result file the master reads, at t
 end time (lazily: when the scheduler is next asked anything at or after that time). Jobs beyond
 the cap wait ``PENDING`` and start first in, first out.
 
-Draws are seeded by (seed, job name), and a job name is unique to experiment + point + attempt,
+Draws are seeded by (seed, parameters, attempt number) (`job_identity`),
 so the same attempt of the same point gets the same duration and the same fate whatever order
 the master submits in: two runs that differ only in submission order (speculation off or on)
 face the same cluster.
@@ -90,6 +90,14 @@ class SimJob:
         return self.started + self.duration
 
 
+def job_identity(spec: JobSpec) -> str:
+    """What a job is, independent of run directories and of the random experiment instance in
+    job names: its parameters and attempt number. Draws keyed by it repeat across simulations."""
+    keys = [f"{k}={v}" for k, v in sorted(spec.env.items())
+            if k.startswith("ORCH_PARAM_") or k == "ORCH_ATTEMPT"]
+    return ";".join(keys) if keys else spec.name     # a job not from the master: its name
+
+
 class SimulatedScheduler(Scheduler):
     """A cluster of ``cap`` identical slots on a :class:`VirtualClock` (see module doc)."""
 
@@ -132,7 +140,7 @@ class SimulatedScheduler(Scheduler):
         self._advance()
         self.submits += 1
         job_id = str(self.submits)
-        duration, fate = self._draw(spec.name)
+        duration, fate = self._draw(job_identity(spec))
         if spec.time_limit_s is not None and duration > spec.time_limit_s:
             duration, fate = float(spec.time_limit_s), JobState.TIMEOUT
         params = json.loads((spec.workdir / PARAMS_FILE).read_text(encoding="utf-8"))
@@ -181,8 +189,8 @@ class SimulatedScheduler(Scheduler):
                    for job in self.jobs.values() if job.started is not None)
 
     # ---- internals -------------------------------------------------------------------------------
-    def _draw(self, name: str) -> tuple[float, JobState]:
-        rng = random.Random(f"{self.seed}:{name}")
+    def _draw(self, identity: str) -> tuple[float, JobState]:
+        rng = random.Random(f"{self.seed}:{identity}")
         if self.spread == 0:
             duration = self.mean
         elif self.distribution == "lognormal":

@@ -32,7 +32,7 @@
 #   LOCAL_SGE_SLOTS          slots of the queue all.q (may exceed nproc)   [4]
 #   LOCAL_SGE_FRESH=1        wipe the job database, job IDs, accounting and spools and
 #                            re-create the cluster (stops daemons this script started)  [0]
-#   LOCAL_SGE_SMOKE=1        finish with a `qsub -sync y /bin/true` check   [0]
+#   LOCAL_SGE_SMOKE=0        skip the final `qsub -sync y /bin/true` check: by default start returns only once a job really ran   [1]
 #   LOCAL_SGE_TIMEOUT        seconds to wait for each step                 [60]
 #   LOCAL_SGE_EDIT_HOSTS     see "Host names" above                         [1]
 set -euo pipefail
@@ -49,7 +49,7 @@ case "$DIR" in /*) ;; *) DIR="$(pwd)/$DIR" ;; esac
 DIR="${DIR%/}"
 SLOTS="${LOCAL_SGE_SLOTS:-4}"
 FRESH="${LOCAL_SGE_FRESH:-0}"
-SMOKE="${LOCAL_SGE_SMOKE:-0}"
+SMOKE="${LOCAL_SGE_SMOKE:-1}"
 TIMEOUT="${LOCAL_SGE_TIMEOUT:-60}"
 EDIT_HOSTS="${LOCAL_SGE_EDIT_HOSTS:-1}"
 
@@ -408,7 +408,9 @@ wait_for "$TIMEOUT" "queue instance" queue_ready \
 log "queue all.q@$HOST ready"
 
 if [ "$SMOKE" = 1 ]; then
-  qsub -sync y -b y -j y -o /dev/null -N sge-start-smoke /bin/true >"$LOG/smoke.log" 2>&1 \
+  # A fresh qmaster may hold the first jobs in qw until the execd's first load report: wait
+  # for one job to really run, so that tests never race the scheduler's warm-up.
+  timeout 300 qsub -sync y -b y -j y -o /dev/null -N sge-start-smoke /bin/true >"$LOG/smoke.log" 2>&1 \
     || { cat "$LOG/smoke.log" >&2; die "smoke job failed"; }
   log "smoke job ok: $(tr '\n' ' ' <"$LOG/smoke.log")"
 fi
