@@ -96,8 +96,16 @@ def run_chaos(write_config, tmp_path: Path, kills_wanted: int, kind: str = "loca
     measured = len(expected[0])
     assert len(runs) == measured and set(runs.values()) == {1}, runs     # no point ran twice
     con = sqlite3.connect(db)
-    assert con.execute("select count(*) from attempts").fetchone()[0] == measured
-    assert con.execute("select count(distinct job_id) from attempts").fetchone()[0] == measured
+    assert con.execute("select count(*) from attempts where state = 'succeeded'").fetchone()[0] \
+        == measured
+    # A kill in the middle of a local submit (job recorded, supervisor not yet spawned) loses
+    # that job, never duplicates it: it ends as an infrastructure failure and is retried.
+    lost = con.execute("select failure_kind, reason from attempts where state != 'succeeded'"
+                       ).fetchall()
+    assert all(kind == "infra" for kind, _ in lost), lost
+    assert len(lost) <= 3, lost
+    attempts = con.execute("select count(*) from attempts").fetchone()[0]
+    assert con.execute("select count(distinct job_id) from attempts").fetchone()[0] == attempts
     assert len(expected[1]) >= 2                                         # several stages
 
 
