@@ -21,7 +21,8 @@ import torch
 from jobs.examples.sr.data import HELD_OUT_IMAGES, TRAIN_IMAGES, PatchSampler, load_pairs
 from jobs.examples.sr.losses import Discriminator, GeneratorLoss, LossWeights, discriminator_loss
 from jobs.examples.sr.model import TinyDBPN
-from jobs.examples.sr.runtime import configure_threads, evaluate, load_checkpoint, seed_everything
+from jobs.examples.sr.runtime import (add_training_args, configure_threads, evaluate,
+                                     load_checkpoint, seed_everything)
 from jobs.result import write_result
 
 
@@ -35,13 +36,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--w3", type=float, default=0.0, help="adversarial weight")
     parser.add_argument("--w4", type=float, default=0.0, help="style weight")
     parser.add_argument("--steps", type=int, default=150, help="optimiser steps (default 150)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--patch-size", type=int, default=16, help="LR patch side; HR is 4x")
-    parser.add_argument("--eval-crop", type=int, default=0,
-                        help="score held-out images centre-cropped to this HR size (0: whole; "
-                             "NIQE needs >= 200: two 96-pixel blocks after a 4-pixel shave)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--result", type=Path, default=None, help="result file (overrides env)")
+    add_training_args(parser)
     args = parser.parse_args(argv)
     numbers = {"lr": args.lr, "w1": args.w1, "w2": args.w2, "w3": args.w3, "w4": args.w4}
     bad = [name for name, value in numbers.items() if not math.isfinite(value) or value < 0]

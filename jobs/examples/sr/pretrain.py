@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from jobs.examples.sr.data import HELD_OUT_IMAGES, TRAIN_IMAGES, PatchSampler, load_pairs
 from jobs.examples.sr.model import TinyDBPN, parameter_count
-from jobs.examples.sr.runtime import configure_threads, evaluate, save_checkpoint, seed_everything
+from jobs.examples.sr.runtime import (add_training_args, configure_threads, evaluate,
+                                     save_checkpoint, seed_everything)
 from jobs.result import write_result
 
 CHECKPOINT_NAME = "pretrained.pt"
@@ -30,13 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, required=True, help="where the checkpoint goes")
     parser.add_argument("--steps", type=int, default=1500, help="optimiser steps (default 1500)")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--patch-size", type=int, default=16, help="LR patch side; HR is 4x")
-    parser.add_argument("--eval-crop", type=int, default=0,
-                        help="score held-out images centre-cropped to this HR size (0: whole; "
-                             "NIQE needs >= 200: two 96-pixel blocks after a 4-pixel shave)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--result", type=Path, default=None, help="result file (overrides env)")
+    add_training_args(parser)
     args = parser.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.patch_size < 4:
         parser.error("--steps and --batch-size must be >= 1 and --patch-size >= 4")

@@ -1,6 +1,7 @@
 """What both programs share: thread count, seeding, held-out evaluation, checkpoints."""
 from __future__ import annotations
 
+import argparse
 import os
 import random
 from pathlib import Path
@@ -84,3 +85,14 @@ def load_checkpoint(path: Path) -> tuple[TinyDBPN, dict[str, Any]]:
     except (KeyError, TypeError, RuntimeError) as exc:
         raise SystemExit(f"checkpoint {path} is not one of jobs.examples.sr.pretrain: {exc}") from None
     return model, stored
+
+
+def add_training_args(parser: argparse.ArgumentParser) -> None:
+    """The options pre-training and fine-tuning share: batches, patches, scoring, seed, result."""
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--patch-size", type=int, default=16, help="LR patch side; HR is 4x")
+    parser.add_argument("--eval-crop", type=int, default=0,
+                        help="score held-out images centre-cropped to this HR size (0: whole; "
+                             "NIQE needs >= 200: two 96-pixel blocks after a 4-pixel shave)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--result", type=Path, default=None, help="result file (overrides env)")
