@@ -73,6 +73,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from scheduler_adapters._files import proc_stat, write_atomic
+
 MODULE = "scheduler_adapters.emulators.pjm"
 DIR_ENV = "PJM_EMULATOR_DIR"
 STATE_FILE = "state.json"
@@ -194,9 +196,9 @@ class Store:
             state = (json.loads(path.read_text()) if path.exists()
                      else {"next_id": FIRST_JOB_ID, "jobs": {}, "faults": {}})
             yield state
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-            os.replace(tmp, path)
+            # no fsync: the emulator's state is rewritten by every command, and a test machine
+            # that loses power loses the test anyway
+            write_atomic(path, json.dumps(state, indent=1, sort_keys=True), fsync=False)
 
 
 def take_fault(state: dict[str, Any], name: str) -> bool:
@@ -763,11 +765,8 @@ class PJMEmulator:
 
 def process_alive(pid: int) -> bool:
     """True for a running process; a zombie counts as gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
+    stat = proc_stat(pid)
+    return stat is not None and stat.alive
 
 
 # --------------------------------------------------------------------------- entry point

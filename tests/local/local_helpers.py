@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from scheduler_adapters._files import proc_stat
 from scheduler_adapters.base import JobState, JobStatus
-from scheduler_adapters.local import LocalScheduler, process_stat
+from scheduler_adapters.local import LocalScheduler
 
 WAIT_S = 15.0
 
@@ -37,8 +38,8 @@ def wait_terminal(sched: LocalScheduler, job_id: str) -> JobStatus:
 
 
 def pid_alive(pid: int) -> bool:
-    stat = process_stat(pid)
-    return stat is not None and stat[0] not in ("Z", "X")
+    stat = proc_stat(pid)
+    return stat is not None and stat.alive
 
 
 def processes_under(root: Path) -> list[int]:

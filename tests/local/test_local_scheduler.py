@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from scheduler_adapters import local
-from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerMisconfigured,
-                                     SchedulerUnavailable)
+from scheduler_adapters.base import JobRejected, JobSpec, JobState, SchedulerMisconfigured
 from scheduler_adapters.local import LOST_REASON, LocalScheduler, process_identity
 
 from .local_helpers import pid_alive, wait_for, wait_state, wait_terminal

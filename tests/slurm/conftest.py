@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from scheduler_adapters.slurm import SlurmScheduler, history_mode_from_config
+from scheduler_adapters.slurm import SlurmScheduler
+from scheduler_adapters.slurm_formats import history_mode_from_config
 
 
 @dataclass(frozen=True)
