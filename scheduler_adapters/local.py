@@ -343,6 +343,8 @@ class LocalScheduler(Scheduler):
             return (self._names / name).read_text().strip()
         except FileNotFoundError:
             return None
+        except OSError as exc:   # unreadable is no answer: never report it as "not there"
+            raise SchedulerUnavailable(f"cannot read local job name {name}: {exc}") from None
 
     def check(self, *, work_dir: Path | None = None) -> list[str]:
         problem = command_problem(self.python)

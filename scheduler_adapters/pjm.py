@@ -52,7 +52,7 @@ SUBMIT_LIMIT_RE = re.compile(
     r"|max(imum)? (number of )?jobs|job count")
 # "Cannot open the file (rscgrp=fx-debug)": the configured group or unit does not exist, which
 # no job of the experiment can get past (docs/spec/pjm-formats.md#pjsub-errors).
-RESOURCE_NAME_ERROR_RE = re.compile(r"\((?:rscgrp|rscunit)=[^)]*\)")
+RESOURCE_NAME_ERROR_RE = re.compile(r"Cannot open the file \((?:rscgrp|rscunit)=[^)]*\)")
 TRANSIENT_RE = re.compile(
     r"(?i)cannot connect|connection|communicat|timed? ?out|temporar|try again|busy"
     r"|not respond|unavailable")
@@ -105,7 +105,12 @@ def parse_pjsub(result: CommandResult) -> str:
     errors = [m for line in result.output.splitlines() if (m := ERR_RE.search(line))]
     if errors:
         text = " ".join(m.group(0).strip() for m in errors)
-        raise classify_pjsub_error(text)(f"pjsub (rc {result.returncode}): {text}")
+        error = classify_pjsub_error(text)
+        if error is SubmitLimitReached:
+            raise SubmitLimitReached(text)      # the scheduler's words, shown to the user
+        if error is SchedulerMisconfigured:
+            raise SchedulerMisconfigured(f"{text} (check rscgrp / rscunit in scheduler.options)")
+        raise error(f"pjsub (rc {result.returncode}): {text}")
     found = SUBMIT_RE.search(result.stdout) or JID_ONLY_RE.match(result.stdout)
     if found:
         if result.returncode != 0:

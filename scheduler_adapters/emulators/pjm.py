@@ -10,8 +10,9 @@ scheduler_adapters.emulators.pjm pjsub|pjstat|pjdel ARGS`` (``bin/`` has wrapper
 Tests drive it with ``PJMEmulator``: ``configure`` (limits, profile ``flow`` or ``fugaku``,
 delays), ``inject`` a fault for the next N calls (``pjstat_fail``, ``pjstat_history_fail``,
 ``pjsub_error_rc0``: error text with rc 0 and no job, ``pjsub_submit_then_fail``: the job is
-queued but pjsub reports a transient error, ``pjdel_fail``), ``node_fail`` a running job,
-``purge_history``, and ``shutdown``.
+queued but pjsub reports a transient error, ``pjsub_refused``: a per-user policy refusal,
+``pjdel_fail``), ``outage`` (every listed command fails, or answers late, for a while),
+``node_fail`` a running job, ``purge_history``, and ``shutdown``.
 
 Formats, with the confidence labels of shared/reference/schedulers.md (Part A):
 
@@ -91,6 +92,7 @@ HOUR = 3600
 PROFILES: dict[str, dict[str, Any]] = {
     "flow": {
         "table": "fx100",
+        "rscunit": "cx",
         "reject_X": True,
         "default_rscgrp": "cx-share",
         "rscgrps": {
@@ -105,6 +107,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "fugaku": {
         "table": "fugaku",
+        "rscunit": "rscunit_ft01",
         "reject_X": False,
         "default_rscgrp": "small",
         "rscgrps": {
@@ -132,6 +135,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "submit_rc0": "[ERR.] PJM 0007 pjsub Staging option error (3)",
         "submit_then_fail": "[ERR.] PJM 0003 pjsub Cannot connect to the job manager. "
                             "Try again later.",
+        "submit_refused": "[ERR.] PJM 0048 pjsub The number of jobs of the user exceeds the "
+                          "limit of resource group {rscgrp}.",
         "pjstat_fail": "[ERR.] PJM 0300 pjstat Cannot connect to the job manager.",
         "pjdel_fail": "[ERR.] PJM 0102 pjdel Cannot connect to the job manager.",
     },
@@ -139,7 +144,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 # Fault counters: each use of a fault decrements its counter.
 FAULTS = ("pjstat_fail", "pjstat_history_fail", "pjsub_error_rc0", "pjsub_submit_then_fail",
-          "pjdel_fail")
+          "pjsub_refused", "pjdel_fail")
+OUTAGE_MESSAGE = "[ERR.] PJM 0003 {command} Cannot connect to the job manager. Try again later."
 
 VERBOSE_HEADER = (
     "JOB_ID     JOB_NAME   MD ST  USER     GROUP    START_DATE      ELAPSE_TIM ELAPSE_LIM  "
@@ -395,6 +401,9 @@ def pjsub(store: Store, args: Sequence[str]) -> tuple[int, str, str]:
     with store.locked() as state:
         if take_fault(state, "pjsub_error_rc0"):
             return 0, "", cfg["messages"]["submit_rc0"] + "\n"
+        if take_fault(state, "pjsub_refused"):       # a policy refusal: nothing is queued
+            return cfg["error_rc"], "", cfg["messages"]["submit_refused"].format(
+                rscgrp=rscgrp) + "\n"
         unfinished = [j for j in state["jobs"].values() if j["st"] not in FINISHED_STATES]
         if len(unfinished) >= cfg["submit_limit"]:
             raise PJMError(cfg["messages"]["submit_limit"].format(limit=cfg["submit_limit"]))
@@ -561,7 +570,7 @@ def pjstat(store: Store, args: Sequence[str]) -> tuple[int, str, str]:
     days = cfg["history_days"]
     it = iter(args)
     for tok in it:
-        if tok in ("-v", "-H", "--history", "-E", "-S", "-s", "--with-summary"):
+        if tok in ("-v", "-H", "--history", "-E", "-S", "-s", "--with-summary", "--rsc"):
             flags.add("-H" if tok == "--history" else tok)
         elif tok == "--choose" or tok.startswith("--choose="):
             value = tok.partition("=")[2] or next(it, "")
@@ -582,6 +591,8 @@ def pjstat(store: Store, args: Sequence[str]) -> tuple[int, str, str]:
         if take_fault(state, "pjstat_fail") or (
                 "-H" in flags and take_fault(state, "pjstat_history_fail")):
             return cfg["error_rc"], "", cfg["messages"]["pjstat_fail"] + "\n"
+        if "--rsc" in flags:
+            return 0, render_rsc(cfg), ""
         jobs = select_jobs(list(state["jobs"].values()), cfg, history="-H" in flags,
                            days=days, ids=ids, filters=filters)
     return 0, render_pjstat(jobs, cfg, flags, choose), ""
@@ -646,6 +657,18 @@ def render_pjstat(jobs: list[dict[str, Any]], cfg: dict[str, Any], flags: set[st
         lines += [FX100_HEADER.rstrip(), *(fixed_row(spans, r).rstrip() for r in rows)]
     else:
         lines += ["", *aligned_table(FUGAKU_COLUMNS, rows)]
+    return "\n".join(lines) + "\n"
+
+
+def render_rsc(cfg: dict[str, Any]) -> str:
+    """``pjstat --rsc``: the resource unit and its groups, each with its state in brackets
+    (layout a GUESS, see docs/spec/pjm-formats.md#pjstat---rsc)."""
+    header = f"{'RSCUNIT':<24}{'RSCUNIT_SIZE':<14}{'RSCGRP':<26}RSCGRP_SIZE"
+    unit = cfg.get("rscunit") or PROFILES[cfg["profile"]]["rscunit"]
+    lines = [header]
+    for i, (name, group) in enumerate(sorted(cfg["rscgrps"].items())):
+        left = f"{unit + ' [ENABLE,START]':<24}{'-':<14}" if i == 0 else " " * 38
+        lines.append(f"{left}{name + ' [ENABLE,START]':<26}{group['max_node']}")
     return "\n".join(lines) + "\n"
 
 
@@ -715,6 +738,16 @@ class PJMEmulator:
         with self.store.locked() as state:
             state["faults"][fault] = state["faults"].get(fault, 0) + count
 
+    def outage(self, seconds: float, commands: Sequence[str] = ("pjsub", "pjstat", "pjdel"),
+               mode: str = "error") -> None:
+        """The job manager is unreachable for ``seconds``: ``commands`` fail with a
+        "Cannot connect" error ("error") or answer only after the outage ("slow")."""
+        if mode not in ("error", "slow"):
+            raise ValueError(f"outage mode must be 'error' or 'slow', got {mode!r}")
+        with self.store.locked() as state:
+            state["outage"] = {"until": time.time() + seconds, "commands": list(commands),
+                               "mode": mode}
+
     def faults_left(self) -> dict[str, int]:
         with self.store.locked() as state:
             return dict(state["faults"])
@@ -769,6 +802,18 @@ def process_alive(pid: int) -> bool:
     return stat is not None and stat.alive
 
 
+def wait_out_outage(store: Store, command: str) -> None:
+    """During an outage of ``command`` fail at once ("error") or answer only once the outage
+    is over ("slow": the caller's timeout usually comes first)."""
+    with store.locked() as state:
+        outage = state.get("outage") or {}
+    if command not in outage.get("commands", ()) or time.time() >= outage["until"]:
+        return
+    if outage["mode"] == "error":
+        raise PJMError(OUTAGE_MESSAGE.format(command=command))
+    time.sleep(max(0.0, outage["until"] - time.time()))
+
+
 # --------------------------------------------------------------------------- entry point
 
 COMMANDS = {"pjsub": pjsub, "pjstat": pjstat, "pjdel": pjdel}
@@ -786,6 +831,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"[ERR.] PJM 0999 {argv[0]} {DIR_ENV} is not set.", file=sys.stderr)
         return 2
     try:
+        wait_out_outage(Store(root), argv[0])
         rc, out, err = COMMANDS[argv[0]](Store(root), argv[1:])
     except PJMError as exc:
         rc, out, err = Store(root).config()["error_rc"], "", exc.line + "\n"

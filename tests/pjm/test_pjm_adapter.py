@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from .pjm_helpers import running, wait_state, wait_until
 from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerUnavailable,
                                      SubmitLimitReached)
 from scheduler_adapters.emulators import BIN_DIR
 from scheduler_adapters.emulators.pjm import PJMEmulator, process_alive
 from scheduler_adapters.pjm import PJDEL_TRIES, PJMScheduler
+
+from ..adapters.helpers import running, wait_until
+from .pjm_helpers import wait_state
 
 Spec = Callable[..., JobSpec]
 SLEEP = ("sleep", "30")

@@ -1,28 +1,8 @@
-"""Polling helpers for the Slurm cluster tests (a module rather than conftest: tests import it)."""
+"""Helpers for the Slurm cluster tests (a module rather than conftest: tests import it)."""
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Sequence
-
-import pytest
-
-from scheduler_adapters.base import JobStatus
-from scheduler_adapters.slurm import SlurmScheduler
-
-
-def wait_for(sched: SlurmScheduler, job_ids: Sequence[str],
-             done: Callable[[JobStatus], bool] = lambda s: s.state.terminal,
-             timeout_s: float = 60.0, interval_s: float = 0.5) -> dict[str, JobStatus]:
-    """Poll ``status`` until every job satisfies ``done``; fail with the last states if not."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        states = sched.status(job_ids)
-        if all(done(states[j]) for j in job_ids):
-            return states
-        if time.monotonic() > deadline:
-            pytest.fail(f"jobs not done after {timeout_s:g} s: {states}")
-        time.sleep(interval_s)
+from collections.abc import Sequence
 
 
 def live_ids(job_ids: Sequence[str]) -> set[str]:
