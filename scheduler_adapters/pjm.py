@@ -1,21 +1,22 @@
 """Fujitsu PJM adapter (Nagoya "Flow" Type II, Fugaku, Wisteria): pjsub / pjstat / pjdel.
 
-Sites wrap ``pjstat`` and print different tables (reference A.0), so this adapter never reads
-a human table by position: it asks for named columns with ``pjstat -v --choose ...`` and reads
-them by the header's column spans (RIKEN's own parser does the same, A.3.2). A poll is ONE live
-call plus, only for jobs the live list no longer shows, ONE ``pjstat -v -H day=N`` call; every
-command is counted in ``calls``.
+Sites wrap ``pjstat`` and print different tables (docs/spec/pjm-formats.md#site-tables), so
+this adapter never reads a human table by position: it asks for named columns with ``pjstat -v
+--choose ...`` and reads them by the header's column spans (RIKEN's own parser does the same,
+#pjstat-verbose). A poll is ONE live call plus, only for jobs the live list no longer shows, ONE
+``pjstat -v -H day=N`` call; every command is counted in ``calls``.
 
-Decisions taken where the reference has no confirmed answer (``schedulers.md`` Part A):
+Decisions taken where the formats are not confirmed (docs/spec/pjm-formats.md, with labels):
 - Success of ``pjsub`` is decided by its text, not its exit status: an ``[ERR.]`` line is an
   error even with rc 0 (K computer), an ``[INFO] ... Job N submitted.`` line (or the bare id of
   ``-z jid``) a success even with rc != 0.
-- The submit-limit message was never seen (A.1.3): any ``[ERR.]`` about the number of jobs or a
-  submit limit is taken as one. Connection-like messages, and failures without any ``[ERR.]``
-  line, are transient; every other ``[ERR.]`` rejects the job.
+- The submit-limit message was never seen (#pjsub-errors): any ``[ERR.]`` about the number of
+  jobs or a submit limit is taken as one. An unknown resource group or unit stops every job
+  (SchedulerMisconfigured). Connection-like messages, and failures without any ``[ERR.]`` line,
+  are transient; every other ``[ERR.]`` rejects the job.
 - ``--choose`` output may cut job names to 10 characters like ``-v`` does (a GUESS either way),
   so ``find_by_name`` confirms a name it only sees as a prefix with ``--filter jnam=<name>``.
-- End codes (A.3.7): PC 11 is a timeout; PC 20 (node down), 22 (ICC), 25 (HA), 9
+- End codes (#end-codes): PC 11 is a timeout; PC 20 (node down), 22 (ICC), 25 (HA), 9
   (reconstruction), 18 (pre-empted by a later job), 26/27 (prologue / resource manager) are not
   the program's fault (NODE_FAIL); PC 1, 6, 7 are cancellations; EXT is a success only with
   EC 0 and PC 0. Wisteria's word states (END, QUEUED, RUNNING, CANCEL, HOLD, ERROR) are read too.
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 SCRIPT_NAME = "pjm-job.sh"
 
-# --- output formats (reference A.1.2 - A.1.4, A.4) -------------------------------------------
+# --- output formats (docs/spec/pjm-formats.md#pjsub-output, #pjsub-errors, #pjdel) -----------
 
 SUBMIT_RE = re.compile(
     r"\[INFO\.?\]\s+PJM\s+\d{4}\s+pjsub\s+Job\s+(?P<jid>\d+(?:_\d+)?)\s+submitted\.")
@@ -57,7 +58,7 @@ TRANSIENT_RE = re.compile(
     r"(?i)cannot connect|connection|communicat|timed? ?out|temporar|try again|busy"
     r"|not respond|unavailable")
 
-# --- states (reference A.3.10, Part E) --------------------------------------------------------
+# --- states (docs/spec/pjm-formats.md#states, #end-codes) -----------------------------------
 
 PENDING_ST = frozenset({"ACC", "QUE", "HLD", "QUEUED", "HOLD"})
 RUNNING_ST = frozenset({"RNA", "RNP", "RUN", "RNE", "RNO", "SPP", "SPD", "RSM", "SIN", "RDY",

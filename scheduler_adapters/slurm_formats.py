@@ -3,7 +3,7 @@ its state names mapped onto the common states, and its submission errors classif
 
 Pure functions, unit-tested on recorded output (tests/slurm/test_slurm_parsers.py).
 
-Formats (see ../shared/reference/schedulers.md, part B, checked against Slurm 22.05):
+Formats (Slurm's man pages, checked against Slurm 22.05; recorded samples in the tests):
 - ``sbatch --parsable`` prints ``jobid`` or ``jobid;cluster``.
 - ``squeue -O exit_code`` is the raw wait status (``exit << 8 | signal``).
 - ``sacct`` ExitCode is ``exit:signal``; its State may read ``CANCELLED by <uid>``; with

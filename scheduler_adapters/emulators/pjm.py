@@ -14,7 +14,7 @@ queued but pjsub reports a transient error, ``pjsub_refused``: a per-user policy
 ``pjdel_fail``), ``outage`` (every listed command fails, or answers late, for a while),
 ``node_fail`` a running job, ``purge_history``, and ``shutdown``.
 
-Formats, with the confidence labels of shared/reference/schedulers.md (Part A):
+Formats, with their confidence labels (docs/spec/pjm-formats.md says more):
 
 - ``pjsub`` success: ``[INFO] PJM 0000 pjsub Job <N> submitted.`` on stdout, rc 0. CONFIRMED.
   ``-z jid``: only ``<N>``. CONFIRMED.
@@ -87,7 +87,7 @@ ACTIVE_STATES = ("RNA", "RNP", "RUN", "RNE", "RNO")
 FINISHED_STATES = ("EXT", "CCL", "RJT")       # ERR stays in the live list until pjdel
 
 HOUR = 3600
-# Resource groups: Flow Type II from the reference's A.5 table (SOURCED, unofficial);
+# Resource groups: Flow Type II (docs/spec/pjm-formats.md#flow-resource-groups, SOURCED);
 # per-group GPU maxima from the node shape (4 V100 per node, cx-share a quarter node).
 PROFILES: dict[str, dict[str, Any]] = {
     "flow": {
@@ -156,7 +156,7 @@ FX100_HEADER = ("JOB_ID     JOB_NAME   MD ST  USER     START_DATE      ELAPSE_LI
 FUGAKU_COLUMNS = ("JOB_ID", "JOB_NAME", "MD", "ST", "USER", "START_DATE", "ELAPSE_LIM",
                   "NODE_REQUIRE", "VNODE", "CORE", "V_MEM")
 SUMMARY_HEADER = "  ACCEPT QUEUED  STGIN  READY RUNING RUNOUT STGOUT   HOLD  ERROR   TOTAL"
-# --choose key -> the -v column header it selects (reference A.3.4)
+# --choose key -> the -v column header it selects (docs/spec/pjm-formats.md#pjstat-choose)
 CHOOSE_KEYS = {"jid": "JOB_ID", "jnam": "JOB_NAME", "md": "MD", "st": "ST", "usr": "USER",
                "elp": "ELAPSE_TIM", "elpl": "ELAPSE_LIM", "sdt": "START_DATE", "lst": "LST",
                "ec": "EC", "pc": "PC", "sn": "SN", "adt": "ACCEPT", "rscg": "RSC_GRP",

@@ -97,7 +97,7 @@ class LocalBackend(Backend):
                 record.rmdir()
             names.rmdir()
             hidden.rename(names)
-            for path, text in zip(states, saved):
+            for path, text in zip(states, saved, strict=True):
                 path.write_bytes(text)
 
     def close(self) -> None:
