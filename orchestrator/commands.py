@@ -75,6 +75,7 @@ def status(args: argparse.Namespace) -> int:
          f"(evaluation {best['evaluation']}, {best['found_at']})"),
         ("evaluations", f"{data['evaluations']} measured, {data['failed_points']} failed points"),
         ("running / pending", f"{data['running']} / {data['pending']}"),
+        *([("submissions wait", data["scheduler_note"])] if data.get("scheduler_note") else []),
         ("points", counts(data["points_by_state"])),
         ("attempts", counts(data["attempts_by_state"])),
         ("utilisation", "-" if util is None else
