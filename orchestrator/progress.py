@@ -2,10 +2,11 @@
 otherwise (cron, files), nothing but the summary with --quiet."""
 from __future__ import annotations
 
-import json
 import sys
 import time
 from typing import Any, TextIO
+
+from .render import measured
 
 
 class Progress:
@@ -48,8 +49,9 @@ class Progress:
         if best is None:
             self.out.write(f"finished {summary['experiment']}: no successful evaluation\n")
         else:
-            self.out.write(f"finished {summary['experiment']}: best {json.dumps(best['params'])} "
-                           f"= {best['value']:.6g} ({summary['evaluations']} evaluations, "
+            self.out.write(f"finished {summary['experiment']}: best "
+                           f"{measured(best['params'], best['value'])} "
+                           f"({summary['evaluations']} evaluations, "
                            f"{summary['failed_points']} failed points, "
                            f"{summary['wall_seconds']:.0f} s)\n")
         self.out.flush()
