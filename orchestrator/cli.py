@@ -34,7 +34,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("start", "start or resume an experiment",
             master_commands.start_args, master_commands.start),
     Command("status", "state, progress and best point of an experiment",
-            commands.read_args, commands.status),
+            commands.status_args, commands.status),
     Command("queue", "jobs in flight at the scheduler", commands.read_args, commands.queue),
     Command("history", "every evaluation in order", commands.read_args, commands.history),
     Command("stages", "the search's stages: base, level, points, best, duration",

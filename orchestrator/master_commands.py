@@ -28,9 +28,12 @@ def start(args: argparse.Namespace) -> int:
 
 
 def _run(config: Config, *, quiet: bool) -> int:
+    from . import queries
     from .master import Master, MasterError
     from .progress import Progress
-    master = Master(config, progress=Progress(sys.stderr, quiet=quiet))
+    progress = Progress(sys.stderr, quiet=quiet,
+                        overview=lambda: queries.query(config.database_url, queries.status))
+    master = Master(config, progress=progress)
     try:
         return master.run()
     except MasterError as exc:
