@@ -1,9 +1,9 @@
 """Shell completion scripts generated from the argument parser (``orchestrator completion``),
 so a new command or flag completes without anyone editing a script.
 
-Bash: ``eval "$(orchestrator completion bash)"`` (or save it under
-``~/.local/share/bash-completion/completions/orchestrator``). Zsh runs the same function
-through its ``bashcompinit`` layer. Command names, each command's flags and the choices of a
+Bash: ``eval "$(orchestrator completion bash)"`` in ~/.bashrc; zsh: ``eval "$(orchestrator
+completion zsh)"`` in ~/.zshrc after ``compinit``, which runs the same function through zsh's
+``bashcompinit`` layer. Command names, each command's flags and the choices of a
 flag (``--format json``) complete; CONFIG and file arguments complete as file names.
 """
 from __future__ import annotations
@@ -42,7 +42,8 @@ _{func}() {{
 }}
 complete -o filenames -o bashdefault -F _{func} {prog}
 """
-ZSH_PREAMBLE = "#compdef {prog}\nautoload -U +X bashcompinit && bashcompinit\n"
+ZSH_PREAMBLE = ("# for zsh: the bash function below, through bashcompinit\n"
+                "autoload -U +X bashcompinit && bashcompinit\n")
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:

@@ -100,6 +100,7 @@ def test_bash_completes_commands_flags_choices_and_files(tmp_path):
 def test_zsh_script_loads(tmp_path):
     path = tmp_path / "_orchestrator"
     path.write_text(script(build_parser(), "zsh"))
-    proc = subprocess.run(["zsh", "-f", "-c", f"autoload -U compinit; compinit -u; source {path};"
-                           " whence -w _orchestrator"], capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(["zsh", "-f", "-c", f"autoload -U compinit; compinit -u; "
+                           f"eval \"$(cat {path})\"; whence -w _orchestrator"],
+                          capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0 and "function" in proc.stdout, proc.stderr
