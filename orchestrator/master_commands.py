@@ -9,6 +9,7 @@ from pathlib import Path
 from . import exitcodes
 from .config import Config, load_config
 from .errors import OrchestratorError
+from .files import write_atomic
 from .output import add_target
 
 
@@ -79,8 +80,4 @@ def _detach(config: Config, *, quiet: bool) -> int:
 
 
 def _write_pid(path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{os.getpid()}\n")
-    os.replace(tmp, path)
+    write_atomic(path, f"{os.getpid()}\n")
