@@ -12,7 +12,7 @@ Layout of ``state_dir`` (directories 0o700, files 0o600)::
     queue/<id>              a queued job; its supervisor holds a flock on it until it has a slot
     slots/<i>               holding the flock on slot file i means occupying slot i
     jobs/<id>/spec.json     the job and the queue settings its supervisor needs
-    jobs/<id>/job.sh        the job script, rendered from templates/local.sh
+    jobs/<id>/job.sh        the job script, rendered from the shared templates/job.sh
     jobs/<id>/state.json    the job's state, always rewritten atomically (tmp + rename)
     jobs/<id>/cancel        present once a cancel was asked for
     jobs/<id>/supervisor.log  the supervisor's own errors

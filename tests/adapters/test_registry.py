@@ -131,7 +131,8 @@ def test_pjm_check_names_a_bad_commands_dir_and_an_unsafe_work_dir(tmp_path: Pat
     assert len(problems) == 2
     (tmp_path / "bin").mkdir()
     problems = PJMScheduler(rscgrp="cx-share", commands_dir=str(tmp_path / "bin")).check()
-    assert problems == [f"{tmp_path / 'bin' / c} does not exist" for c in ("pjsub", "pjstat", "pjdel")]
+    assert problems == [f"{tmp_path / 'bin' / c} does not exist"
+                        for c in ("pjsub", "pjstat", "pjdel")]
 
 
 def test_pjm_check_passes_against_the_emulator(tmp_path: Path,

@@ -155,7 +155,7 @@ def test_failing_status_query_raises_unavailable(make_scheduler: Make, job_prefi
 
     hanging = fake_bin("squeue", "sleep 30\n")
     with pytest.raises(SchedulerUnavailable, match="timed out"):
-        make_scheduler(env=hanging, command_timeout=1).status([job])
+        make_scheduler(env=hanging, command_timeout_s=1).status([job])
 
 
 def test_squeue_failing_a_batch_on_one_purged_id_falls_back_to_the_users_jobs(
