@@ -9,6 +9,10 @@ Protocol (ask/tell, synchronous rounds):
         batch = s.ask()            # new points to measure; [] means "waiting" or "done"
         s.tell({p: value_or_None for p in batch})
 
+In *refill mode* the caller tells each group of results as soon as they are recorded and then
+calls ``ask(free)``, ``free`` being how many slots are idle now (None: unknown). Strategies that
+cannot use the hint ignore it.
+
 ``ask()`` never returns a point that was measured, failed or is still outstanding. ``tell`` takes
 a value (float) or ``None`` for a failed point. Strategies are deterministic: replaying the same
 ``tell`` calls on a fresh instance reproduces the same ``ask`` answers, which is how the master
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 Index = tuple[int, ...]
 Result = float | None
@@ -39,8 +44,10 @@ class Strategy(ABC):
         self._outstanding: set[Index] = set()
 
     # -- the protocol -------------------------------------------------------------------------
-    def ask(self) -> list[Index]:
-        """Points to measure next (never measured, failed or outstanding); [] = waiting or done."""
+    def ask(self, free: int | None = None) -> list[Index]:
+        """Points to measure next (never measured, failed or outstanding); [] = waiting or done.
+
+        ``free`` is a hint of how many slots are idle now (None = unknown)."""
         if self.done:
             return []
         batch = [p for p in self._propose() if p not in self._results and p not in self._outstanding]
@@ -80,6 +87,15 @@ class Strategy(ABC):
     @property
     def outstanding(self) -> frozenset[Index]:
         return frozenset(self._outstanding)
+
+    @property
+    def stages(self) -> list[Any]:
+        """Records of the finished stages, for strategies that have stages (default: none)."""
+        return []
+
+    def speculate(self, n: int) -> list[Index]:
+        """Up to ``n`` points the strategy will likely ask for next (default: none). Pure."""
+        return []
 
     # -- for subclasses -----------------------------------------------------------------------
     @abstractmethod
