@@ -151,11 +151,15 @@ class LineAgent:
                 best = (p, v)
         return best
 
-    # -- internals -------------------------------------------------------------------------
-    def _refit(self) -> None:
+    def current_fit(self) -> dspline.LineFit | None:
+        """The d-Spline through every measured point of the line now (None without data)."""
         obs = [(i, v) for i, p in enumerate(self.points)
                if (v := self._board.value(p)) is not None]
-        line_fit = dspline.fit(len(self.points), obs, self._alpha)
+        return dspline.fit(len(self.points), obs, self._alpha)
+
+    # -- internals -------------------------------------------------------------------------
+    def _refit(self) -> None:
+        line_fit = self.current_fit()
         if line_fit is None:          # every known point failed: no estimate, plain order
             self.estimate = None
             self._priority = list(self.points)

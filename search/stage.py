@@ -90,6 +90,11 @@ class Stage(ABC):
     def complete(self) -> bool:
         return self.board.known(self.base) and self._settled()
 
+    @property
+    def lines(self) -> list[LineAgent]:
+        """The stage's line agents, in creation order (read-only use)."""
+        return self._agents()
+
     def _agents(self) -> list[LineAgent]:
         return []
 
