@@ -128,6 +128,9 @@ class JobSection(Strict):
 
 class SearchSection(Strict):
     strategy: Literal["dsice", "grid", "random"] = "dsice"
+    # Which DSICE (docs/search.md, "Variants"): "eager" keeps every slot busy with points it
+    # asks for itself; "paper" is the published search, stage by stage, unchanged.
+    variant: Literal["eager", "paper"] = "eager"
     constraint: str | None = None     # e.g. "block_x * block_y <= 1024"
     options: dict[str, Any] = Field(default_factory=dict)
     # Prefetch points the search will likely need into idle slots. It changes when results are
@@ -231,6 +234,10 @@ class Config:
             "parameter_order": list(self.parameter_names),
             "objective": {"key": m.objective.key, "direction": m.objective.direction},
             "strategy": m.search.strategy,
+            # Only named when not "paper": experiments begun before variants existed ran the
+            # paper's DSICE and keep their definition with variant = "paper".
+            **({"variant": m.search.variant}
+               if m.search.strategy == "dsice" and m.search.variant != "paper" else {}),
             "constraint": m.search.constraint,
             "search_options": m.search.options,
             "seed": m.experiment.seed,

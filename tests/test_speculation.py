@@ -54,7 +54,7 @@ def test_exploration_is_replayed_exactly_after_a_crash(write_config, tmp_path):
     import sys
 
     from tests.conftest import ROOT
-    options = "[search.options]\nexplore_budget = 12\nrestarts = 1\nseed = 3"
+    options = "variant = \"paper\"\n[search.options]\nexplore_budget = 12\nrestarts = 1\nseed = 3"
     plain = load_config(write_config("a.toml", name="a", parameters=PARAMS, cap=6,
                                      strategy="dsice", command=COMMAND, search_extra=options))
     assert Master(plain).run() == 0
