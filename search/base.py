@@ -9,9 +9,9 @@ Protocol (ask/tell, synchronous rounds):
         batch = s.ask()            # new points to measure; [] means "waiting" or "done"
         s.tell({p: value_or_None for p in batch})
 
-In *refill mode* the caller tells each group of results as soon as they are recorded and then
-calls ``ask(free)``, ``free`` being how many slots are idle now (None: unknown). Strategies that
-cannot use the hint ignore it.
+``ask(free)`` may be told how many slots are idle now (None: unknown); strategies that do not
+need it ignore it. In refill mode the caller tells each group of results as soon as it has them
+and then asks again, so ``tell`` may carry only part of what was asked for.
 
 ``ask()`` never returns a point that was measured, failed or is still outstanding. ``tell`` takes
 a value (float) or ``None`` for a failed point. Strategies are deterministic: replaying the same
@@ -22,7 +22,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .stage import StageRecord
 
 Index = tuple[int, ...]
 Result = float | None
@@ -30,7 +33,17 @@ Validity = Callable[[Index], bool]
 
 
 class Strategy(ABC):
-    """Base class: bookkeeping of measured/outstanding points shared by all strategies."""
+    """Base class: bookkeeping of measured/outstanding points shared by all strategies.
+
+    Optional capabilities have defaults here, so callers never probe for them: ``stages``
+    (finished stages, for strategies that work in stages), ``stage`` (the current stage number)
+    and ``speculate(n)`` (points likely to be asked for next).
+    """
+
+    #: Finished stages, oldest first; strategies without stages have none.
+    stages: Sequence[StageRecord] = ()
+    #: The stage in progress (1-based), or None for strategies without stages.
+    stage: int | None = None
 
     def __init__(self, shape: Sequence[int], *, minimize: bool = True,
                  valid: Validity | None = None) -> None:
@@ -46,8 +59,7 @@ class Strategy(ABC):
     # -- the protocol -------------------------------------------------------------------------
     def ask(self, free: int | None = None) -> list[Index]:
         """Points to measure next (never measured, failed or outstanding); [] = waiting or done.
-
-        ``free`` is a hint of how many slots are idle now (None = unknown)."""
+        ``free``: how many slots are idle now, a hint (None: unknown)."""
         if self.done:
             return []
         batch = [p for p in self._propose() if p not in self._results and p not in self._outstanding]
@@ -84,18 +96,14 @@ class Strategy(ABC):
                 best = (point, value)
         return best
 
+    def speculate(self, n: int) -> list[Index]:
+        """Up to ``n`` points likely to be asked for soon, to run in idle slots (default none).
+        Never changes the strategy's state: asking for them later is what makes them count."""
+        return []
+
     @property
     def outstanding(self) -> frozenset[Index]:
         return frozenset(self._outstanding)
-
-    @property
-    def stages(self) -> list[Any]:
-        """Records of the finished stages, for strategies that have stages (default: none)."""
-        return []
-
-    def speculate(self, n: int) -> list[Index]:
-        """Up to ``n`` points the strategy will likely ask for next (default: none). Pure."""
-        return []
 
     # -- for subclasses -----------------------------------------------------------------------
     @abstractmethod
