@@ -5,8 +5,11 @@ per axis (ordered integers; CMA-ES with margin, its authors' setting for integer
 Nevergrad sees an integer-cast bounded ``Array`` (its documented encoding of ordered integers).
 A peer may ask for the same point twice: every ask is a trial of its own to the peer, and all
 trials of one point are told that point's result together (see cluster.py, "Duplicates").
-A failed evaluation is a failed trial to Optuna (``TrialState.FAIL``, which its samplers skip)
-and a loss of +inf to Nevergrad.
+A failed evaluation is, to TPE, a completed trial that violates a constraint learnt after the
+fact (Optuna's ``constraints_func``, evaluated once a trial is told, ranks it below every
+feasible trial; told as ``TrialState.FAIL`` TPE ignores it and proposes the same configurations
+again); to CMA-ES, which takes no constraints, a failed trial (``TrialState.FAIL``); to
+Nevergrad a loss of +inf.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ class OptunaPeer:
 
     done = False
 
-    def __init__(self, shape: Sequence[int], sampler: Any) -> None:
+    def __init__(self, shape: Sequence[int], sampler: Any, *,
+                 learns_failures: bool = False) -> None:
         import optuna
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._fail = optuna.trial.TrialState.FAIL
@@ -35,6 +39,8 @@ class OptunaPeer:
         self.dists: dict[str, Any] = {f"x{i}": optuna.distributions.IntDistribution(0, int(n) - 1)
                       for i, n in enumerate(shape)}
         self._trials: defaultdict[Index, list[Any]] = defaultdict(list)
+        self.learns_failures = learns_failures
+        self._worst = 0.0              # the value told with a failed trial (it is infeasible)
 
     @classmethod
     def tpe(cls, shape: Sequence[int], seed: int) -> OptunaPeer:
@@ -42,8 +48,9 @@ class OptunaPeer:
         with warnings.catch_warnings():     # multivariate and constant_liar are "experimental"
             warnings.simplefilter("ignore")
             sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                                 constant_liar=True)
-        return cls(shape, sampler)
+                                                 constant_liar=True,
+                                                 constraints_func=_failed_constraint)
+        return cls(shape, sampler, learns_failures=True)
 
     @classmethod
     def cmaes(cls, shape: Sequence[int], seed: int) -> OptunaPeer:
@@ -67,10 +74,22 @@ class OptunaPeer:
     def tell(self, results: Mapping[Index, Result]) -> None:
         for point, value in results.items():
             for trial in self._trials.pop(tuple(point), []):
-                if value is None:
-                    self.study.tell(trial, state=self._fail)
-                else:
+                if value is not None:
+                    self._worst = max(self._worst, float(value))
                     self.study.tell(trial, float(value))
+                elif self.learns_failures:
+                    trial.set_user_attr(FAILED, True)
+                    self.study.tell(trial, self._worst)
+                else:
+                    self.study.tell(trial, state=self._fail)
+
+
+FAILED = "failed"
+
+
+def _failed_constraint(trial: Any) -> tuple[float]:
+    """Optuna's constraint value: > 0 (violated) for a configuration that could not run."""
+    return (1.0 if trial.user_attrs.get(FAILED) else 0.0,)
 
 
 class NevergradPeer:
