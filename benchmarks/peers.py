@@ -47,7 +47,7 @@ from peer_tables import (
     verdicts,
 )
 
-from search import DSICE, ExploringDSICE, RandomSearch
+from search import DSICE, EagerDSICE, ExploringDSICE, RandomSearch
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,7 @@ STRATEGIES: list[tuple[str, Factory]] = [
     ("dsice-async", lambda s: DSICE(s.shape, cap=s.cap, mode="async")),
     ("dsice-explore", lambda s: ExploringDSICE(s.shape, cap=s.cap, seed=s.seed,
                                                explore_budget=150, restarts=3)),
+    ("dsice-eager", lambda s: EagerDSICE(s.shape, cap=s.cap, seed=s.seed)),
 ]
 NEEDS = {"optuna-": "optuna", "ng-": "nevergrad"}     # name prefix -> package (the bench extra)
 SLOW_FIRST = ("optuna-tpe", "dsice-explore", "ng-ngopt")   # scheduled first: longest runs

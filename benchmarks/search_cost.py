@@ -43,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| variant | values per parameter | rounds | tell mean | tell max | ask max |")
     print("|---|---|---|---|---|---|")
     for n in args.values:
-        for name, make in (("paper", lambda: DSICE((n,) * 4, cap=26)),
-                           ("eager", lambda: EagerDSICE((n,) * 4, cap=26))):
-            asks, tells = measure(make(), bowl(n), args.rounds)
+        for name, strategy in (("paper", DSICE((n,) * 4, cap=26)),
+                               ("eager", EagerDSICE((n,) * 4, cap=26))):
+            asks, tells = measure(strategy, bowl(n), args.rounds)
             print(f"| {name} | {n} | {len(tells)} | {1e3 * statistics.mean(tells):.1f} ms | "
                   f"{1e3 * max(tells):.1f} ms | {1e3 * max(asks):.1f} ms |", flush=True)
     return 0

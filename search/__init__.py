@@ -7,5 +7,5 @@ from .grid import GridSearch
 from .random_search import RandomSearch
 from .stage import StageRecord
 
-__all__ = ["Index", "Result", "Strategy", "DSICE", "EagerDSICE", "ExploringDSICE", "make_dsice",
-           "make_eager", "GridSearch", "RandomSearch", "StageRecord"]
+__all__ = ["DSICE", "EagerDSICE", "ExploringDSICE", "GridSearch", "Index", "RandomSearch", "Result",
+           "StageRecord", "Strategy", "make_dsice", "make_eager"]

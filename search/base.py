@@ -40,10 +40,6 @@ class Strategy(ABC):
     and ``speculate(n)`` (points likely to be asked for next).
     """
 
-    #: Finished stages, oldest first; strategies without stages have none.
-    stages: Sequence[StageRecord] = ()
-    #: The stage in progress (1-based), or None for strategies without stages.
-    stage: int | None = None
 
     def __init__(self, shape: Sequence[int], *, minimize: bool = True,
                  valid: Validity | None = None) -> None:
@@ -95,6 +91,16 @@ class Strategy(ABC):
             if best is None or self.better(value, best[1]):
                 best = (point, value)
         return best
+
+    @property
+    def stages(self) -> Sequence[StageRecord]:
+        """Finished stages, oldest first; strategies without stages have none."""
+        return ()
+
+    @property
+    def stage(self) -> int | None:
+        """The stage in progress (1-based), or None for strategies without stages."""
+        return None
 
     def speculate(self, n: int) -> list[Index]:
         """Up to ``n`` points likely to be asked for soon, to run in idle slots (default none).

@@ -76,7 +76,7 @@ def _solve(M: int, markers: np.ndarray, y: np.ndarray, a: float) -> np.ndarray:
     least-squares solution). A system too ill-conditioned for Cholesky (alpha near zero on a long
     line) falls back to the dense solver.
     """
-    from scipy.linalg import LinAlgError, solveh_banded
+    from scipy.linalg import LinAlgError, solveh_banded  # type: ignore[import-untyped]
     a2 = a * a
     band = a2 * _penalty_band(M)
     np.add.at(band[2], markers, 1.0)
@@ -135,7 +135,7 @@ class LineFit:
     def curvature(self) -> np.ndarray:
         """``|f[q-1] - 2 f[q] + f[q+1]|`` at every sample marker, on the fine marker grid."""
         q = np.array([q_of(s, self.m) for s in range(self.S)])
-        return np.abs(self.f[q - 1] - 2.0 * self.f[q] + self.f[q + 1])
+        return np.asarray(np.abs(self.f[q - 1] - 2.0 * self.f[q] + self.f[q + 1]))
 
     def estimate(self, minimize: bool = True) -> int:
         """Estimated best sample: nearest sample to the *first* extreme marker."""

@@ -34,13 +34,13 @@ from typing import Any
 import numpy as np
 
 from .base import Index, Result, Strategy, Validity
-from .dspline import DEFAULT_ALPHA
 from .dsice import DSICE
+from .dspline import DEFAULT_ALPHA
 from .explore import MODEL_MIN_POINTS, _around, density_ratio_pick, space_filling
 from .stage import StageRecord
 
 EAGER_OPTIONS = ("alpha", "neighbours_first", "start", "max_level", "explore_budget",
-                 "restarts", "seed", "combine")
+                 "restarts", "seed", "combine", "patience")
 SURROGATE_PICKS = 2     # quadratic-model points per ask: more crowd out the line searches
 
 
@@ -51,7 +51,7 @@ class EagerDSICE(Strategy):
                  valid: Validity | None = None, alpha: float = DEFAULT_ALPHA,
                  neighbours_first: bool = True, start: Sequence[int] | None = None,
                  max_level: int | None = 2, explore_budget: int = 40, restarts: int = 25,
-                 seed: int = 0, combine: bool = True) -> None:
+                 seed: int = 0, combine: bool = True, patience: int | None = 200) -> None:
         super().__init__(shape, minimize=minimize, valid=valid)
         if cap < 1:
             raise ValueError(f"cap must be >= 1, got {cap}")
@@ -61,7 +61,14 @@ class EagerDSICE(Strategy):
             raise ValueError(f"restarts must be >= 0, got {restarts}")
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
+        if patience is not None and patience < 1:
+            raise ValueError(f"patience must be >= 1 or None, got {patience}")
         self.cap = int(cap)
+        # Stop once this many results in a row brought no better value (None: never).
+        self.patience = patience
+        self.stopped = False
+        self._since_better = 0
+        self._best_before: float | None = None
         self.explore_budget = int(explore_budget)
         self.restarts_left = int(restarts)
         self.seed = int(seed)
@@ -122,7 +129,9 @@ class EagerDSICE(Strategy):
 
     @property
     def done(self) -> bool:
-        return not self._outstanding and self._inner.done and self._restart_point() is None
+        if self._outstanding:
+            return False
+        return self.stopped or (self._inner.done and self._restart_point() is None)
 
     def is_valid(self, point: Index) -> bool:
         cached = self._validity.get(point)
@@ -140,7 +149,7 @@ class EagerDSICE(Strategy):
     def _propose(self) -> list[Index]:
         self._settle()
         room = self._room
-        if room <= 0 or self._inner.done:
+        if room <= 0 or self._inner.done or self.stopped:
             return []
         out = [p for p in self._inner.ask(room) if p not in self._outstanding]
         taken = set(out)
@@ -171,6 +180,7 @@ class EagerDSICE(Strategy):
 
     def _observe(self, results: Mapping[Index, Result]) -> None:
         told = {tuple(int(i) for i in p): v for p, v in results.items()}
+        self._count_progress(told)
         # Results of points the run asked for are told to it; the others are informed. Informed
         # first, so that the run's own results are registered with every fit up to date.
         informed = {p: v for p, v in told.items() if p not in self._inner.outstanding}
@@ -182,6 +192,19 @@ class EagerDSICE(Strategy):
         self._stage_points += told
         self._take_records()
         self._settle()
+
+    def _count_progress(self, told: Mapping[Index, Result]) -> None:
+        """The patience rule: results in a row (in tell order) without a better value."""
+        best = self._best_before
+        for value in told.values():
+            if value is not None and (best is None or self.better(value, best)):
+                best = value
+                self._since_better = 0
+            else:
+                self._since_better += 1
+        self._best_before = best
+        if self.patience is not None and self._since_better >= self.patience:
+            self.stopped = True
 
     def _take_records(self) -> None:
         """Adopt the stages the current run finished, with the points told during them."""

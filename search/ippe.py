@@ -6,7 +6,7 @@ database view) and says which of its points it wants next. The engine routes res
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import dspline
@@ -112,7 +112,7 @@ class LineAgent:
         self.end_round()
 
     # -- what the line wants -----------------------------------------------------------------
-    def wanted(self, pending: frozenset[Index] | set[Index] = frozenset()) -> list[Index]:
+    def wanted(self, pending: Collection[Index] = frozenset()) -> list[Index]:
         """Unknown, non-pending points in this line's current priority order."""
         if self.done:
             return []

@@ -33,7 +33,7 @@ def test_no_repeats_budget_and_rounds_within_the_cap(shape, cap, budget) -> None
 
 
 def test_constraint_is_honoured_and_an_exhausted_space_ends_the_search() -> None:
-    valid = lambda p: p[0] != p[1]                        # noqa: E731
+    valid = lambda p: p[0] != p[1]
     s = RandomSearch((4, 4), cap=3, seed=5, max_evaluations=100, valid=valid)
     asked = [p for r in drive(s, lambda p: float(p[0])) for p in r]
     assert sorted(asked) == sorted(p for p in itertools.product(range(4), repeat=2) if valid(p))

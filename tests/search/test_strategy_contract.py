@@ -12,8 +12,15 @@ from collections.abc import Callable
 import pytest
 
 from orchestrator.strategies import replay
-from search import (DSICE, EagerDSICE, ExploringDSICE, GridSearch, Index, RandomSearch,
-                    Strategy)
+from search import (
+    DSICE,
+    EagerDSICE,
+    ExploringDSICE,
+    GridSearch,
+    Index,
+    RandomSearch,
+    Strategy,
+)
 
 from .search_helpers import drive, drive_refill, replay_journal
 
