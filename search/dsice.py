@@ -1,4 +1,4 @@
-"""The DSICE search engine (spec: shared/reference/dsice-algorithm.md, §3-§4 and §7).
+"""The DSICE search engine (rules: docs/spec/dsice.md, §4-§5).
 
 Iterative dimension search: from a base point, examine the directions that change up to ``k``
 parameters; search lines with IPPE (d-Spline guided); move the base on strict improvement, else

@@ -1,4 +1,4 @@
-"""d-Spline: a smoothing spline on one line of equally spaced samples (spec §1).
+"""d-Spline: a smoothing spline on one line of equally spaced samples (docs/spec/dsice.md#d-spline).
 
 The unknowns are values on a finer grid of *markers*: ``m`` interpolation markers between
 consecutive samples plus 2 buffer markers beyond each end. The fit minimises
@@ -148,7 +148,7 @@ class LineFit:
                 for v in self.sample_values.tolist()]
 
     def priority(self, minimize: bool = True) -> list[int]:
-        """All samples in IPPE phase-D order (spec §2.3 step 3), not yet filtered.
+        """All samples in IPPE phase-D order (docs/spec/dsice.md#phase-d, step 2), not yet filtered.
 
         Promising zone first (lower zone ascending for minimisation), then the opposite zone
         (largest over-shoot first), then the measured zone by curvature descending.

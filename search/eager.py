@@ -40,7 +40,7 @@ from .explore import MODEL_MIN_POINTS, _around, density_ratio_pick, space_fillin
 from .stage import StageRecord
 
 EAGER_OPTIONS = ("alpha", "neighbours_first", "start", "max_level", "explore_budget",
-                 "restarts", "seed", "combine", "patience")
+                 "restarts", "seed", "combine", "patience", "explore_share")
 SURROGATE_PICKS = 2     # quadratic-model points per ask: more crowd out the line searches
 
 
@@ -51,7 +51,8 @@ class EagerDSICE(Strategy):
                  valid: Validity | None = None, alpha: float = DEFAULT_ALPHA,
                  neighbours_first: bool = True, start: Sequence[int] | None = None,
                  max_level: int | None = 2, explore_budget: int = 40, restarts: int = 25,
-                 seed: int = 0, combine: bool = True, patience: int | None = 200) -> None:
+                 seed: int = 0, combine: bool = True, patience: int | None = 200,
+                 explore_share: float = 0.0) -> None:
         super().__init__(shape, minimize=minimize, valid=valid)
         if cap < 1:
             raise ValueError(f"cap must be >= 1, got {cap}")
@@ -63,6 +64,10 @@ class EagerDSICE(Strategy):
             raise ValueError(f"seed must be >= 0, got {seed}")
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {patience}")
+        if not 0 <= explore_share <= 1:
+            raise ValueError(f"explore_share must be in [0, 1], got {explore_share}")
+        # Share of every ask that goes to exploration first, while the budget lasts.
+        self.explore_share = float(explore_share)
         self.cap = int(cap)
         # Stop once this many results in a row brought no better value (None: never).
         self.patience = patience
@@ -151,7 +156,10 @@ class EagerDSICE(Strategy):
         room = self._room
         if room <= 0 or self._inner.done or self.stopped:
             return []
-        out = [p for p in self._inner.ask(room) if p not in self._outstanding]
+        out = self._take_exploration(math.floor(self.explore_share * room), set())
+        taken = set(out)
+        out += [p for p in self._inner.ask(room - len(out))
+                if p not in self._outstanding and p not in taken]
         taken = set(out)
 
         def take(points: list[Index]) -> None:
@@ -167,16 +175,19 @@ class EagerDSICE(Strategy):
         if len(out) < room and self.combine:
             take(self._combined())
         if len(out) < room:
-            explore = self._explore(min(room - len(out), self.explore_budget - self.explored),
-                                    taken)
-            self.explored += len(explore)
-            self._explore_set.update(explore)
-            take(explore)
+            take(self._take_exploration(room - len(out), taken))
         if len(out) < room:
             take(self._surrogate(min(SURROGATE_PICKS, room - len(out)), taken))
         if len(out) < room:
             take(self._inner.speculate(room + len(self._outstanding)))
         return out
+
+    def _take_exploration(self, n: int, taken: set[Index]) -> list[Index]:
+        """Up to ``n`` exploration points within what is left of the budget."""
+        explore = self._explore(min(n, self.explore_budget - self.explored), taken)
+        self.explored += len(explore)
+        self._explore_set.update(explore)
+        return explore
 
     def _observe(self, results: Mapping[Index, Result]) -> None:
         told = {tuple(int(i) for i in p): v for p, v in results.items()}

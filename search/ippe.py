@@ -1,4 +1,4 @@
-"""IPPE line search on one grid line (spec §2): phase T (initial points), phase D (d-Spline).
+"""IPPE line search on one grid line (docs/spec/dsice.md#ippe): phase T (initial points), phase D (d-Spline).
 
 A ``LineAgent`` never measures anything itself: it reads results from a ``Board`` (the engine's
 database view) and says which of its points it wants next. The engine routes results to it.
@@ -36,7 +36,7 @@ def tri4(L: int) -> list[int]:
 
 
 def trisection_order(L: int) -> list[int]:
-    """Every line index in recursive tri-section order (BFS over sub-segments, spec §7.2).
+    """Every line index in recursive tri-section order (BFS over sub-segments, docs/spec/dsice.md#trisection).
 
     Uses the corrected rule: a length-2 sub-segment [l, l+2] emits l+1 (DSICE emits the
     global left+1 there and misses points).
@@ -88,7 +88,7 @@ class Board:
 
 
 class LineAgent:
-    """IPPE on the line ``points`` (ordered by t); phase T then phase D, per spec §2."""
+    """IPPE on the line ``points`` (ordered by t); phase T then phase D (docs/spec/dsice.md#ippe)."""
 
     def __init__(self, points: Sequence[Index], direction: Direction, board: Board, *,
                  recursive: bool, alpha: float = dspline.DEFAULT_ALPHA,

@@ -1,4 +1,4 @@
-"""Shared helpers for the search tests: the spec's example objectives and an ask/tell driver.
+"""Shared helpers for the search tests: the example objectives of docs/spec/dsice.md#examples and an ask/tell driver.
 
 Imported by the tests as ``.search_helpers``."""
 from __future__ import annotations
@@ -11,13 +11,13 @@ Objective = Callable[[Index], float | None]
 
 
 def quad_c(p: Index) -> float:
-    """Examples C and D (spec §5): 5x5 grid, optimum (3, 4) = 0.3."""
+    """Examples C and D (docs/spec/dsice.md#example-c): 5x5 grid, optimum (3, 4) = 0.3."""
     x1, x2 = p
     return round(2 * (x1 - x2 + 1) ** 2 + 0.5 * (x1 + x2 - 7) ** 2 + 0.1 * x1, 6)
 
 
 def quad_e(p: Index) -> float:
-    """Example E (spec §7): 11x11 grid, optimum (6, 7) = 0.6."""
+    """Example E (docs/spec/dsice.md#example-e): 11x11 grid, optimum (6, 7) = 0.6."""
     x1, x2 = p
     return round(2 * (x1 - x2 + 1) ** 2 + 0.5 * (x1 + x2 - 13) ** 2 + 0.1 * x1, 6)
 

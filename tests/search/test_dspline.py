@@ -1,4 +1,4 @@
-"""d-Spline fit (spec §1) against Example A and the Example B fit."""
+"""d-Spline fit (docs/spec/dsice.md#d-spline) against Example A and the Example B fit."""
 import numpy as np
 import pytest
 
