@@ -9,6 +9,7 @@ from pathlib import Path
 from . import exitcodes
 from .cli import CliError, command
 from .config import Config, load_config
+from .files import write_atomic
 
 
 def _start_args(p: argparse.ArgumentParser) -> None:
@@ -76,8 +77,4 @@ def _detach(config: Config, *, quiet: bool) -> int:
 
 
 def _write_pid(path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{os.getpid()}\n")
-    os.replace(tmp, path)
+    write_atomic(path, f"{os.getpid()}\n")

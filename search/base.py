@@ -36,8 +36,8 @@ class Strategy(ABC):
     """Base class: bookkeeping of measured/outstanding points shared by all strategies.
 
     Optional capabilities have defaults here, so callers never probe for them: ``stages``
-    (finished stages, for strategies that work in stages), ``stage`` (the current stage number)
-    and ``speculate(n)`` (points likely to be asked for next).
+    (finished stages, for strategies that work in stages), ``stage``, ``level`` and ``base``
+    (where a staged search stands) and ``speculate(n)`` (points likely to be asked for next).
     """
 
 
@@ -83,7 +83,9 @@ class Strategy(ABC):
 
     @property
     def best(self) -> tuple[Index, float] | None:
-        """The best successfully measured point and its value (first one on ties)."""
+        """The best successfully measured point and its value. Ties: the first told (in
+        synchronous rounds, round order, and within a round the order of ``ask``). The master
+        shows this point as the experiment's best everywhere (see docs/search.md)."""
         best: tuple[Index, float] | None = None
         for point, value in self.history:
             if value is None:
@@ -100,6 +102,16 @@ class Strategy(ABC):
     @property
     def stage(self) -> int | None:
         """The stage in progress (1-based), or None for strategies without stages."""
+        return None
+
+    @property
+    def level(self) -> int | None:
+        """The current level of a staged search (DSICE), None for others."""
+        return None
+
+    @property
+    def base(self) -> Index | None:
+        """The current base point of a staged search (DSICE), None for others."""
         return None
 
     def speculate(self, n: int) -> list[Index]:
