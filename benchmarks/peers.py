@@ -26,7 +26,7 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -136,10 +136,22 @@ def tasks(args: argparse.Namespace, strategies: Sequence[str]) -> list[Task]:
 
 
 def execute(todo: list[Task], workers: int) -> list[RunSummary]:
-    if workers <= 1:
-        return [run_task(t) for t in todo]
+    """Every task's summary; progress on stderr about every 10 % of the runs."""
+    started, results = time.perf_counter(), []
+    for result in _stream(todo, workers):
+        results.append(result)
+        if len(results) % max(1, len(todo) // 10) == 0 or len(results) == len(todo):
+            print(f"{len(results)}/{len(todo)} runs, {time.perf_counter() - started:.0f} s",
+                  file=sys.stderr, flush=True)
+    return results
+
+
+def _stream(todo: list[Task], workers: int) -> Iterator[RunSummary]:
+    if workers <= 1:                   # one process: easier to profile and debug
+        yield from map(run_task, todo)
+        return
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return list(pool.imap_unordered(run_task, todo, chunksize=1))
+        yield from pool.imap_unordered(run_task, todo, chunksize=1)
 
 
 def report(args: argparse.Namespace, results: list[RunSummary], notes: list[str],
