@@ -33,6 +33,7 @@ class RunSummary:
     strategy: str
     mode: str
     seed: int
+    budget: int                 # evaluations the run was allowed
     near_evals: float           # inf: not reached
     near_hours: float
     opt_evals: float
@@ -58,9 +59,18 @@ class RunSummary:
             return None if isinstance(x, float) and math.isinf(x) else x
         return {k: plain(v) for k, v in asdict(self).items()}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSummary:
+        """The inverse of ``as_dict`` (None back to inf, except ``stopped_at``)."""
+        def back(x: Any) -> Any:
+            return math.inf if x is None else x
+        fields = {k: v if k == "stopped_at" else back(v) for k, v in data.items()}
+        fields["regret"] = tuple(back(v) for v in data["regret"])
+        return cls(**fields)
+
 
 def summarise(campaign: Campaign, problem: Scored, *, name: str, strategy: str, seed: int,
-              seconds: float) -> RunSummary:
+              budget: int, seconds: float) -> RunSummary:
     regrets: list[float] = []          # running best's regret after each evaluation
     best = math.inf
     for e in campaign.evaluations:
@@ -81,7 +91,7 @@ def summarise(campaign: Campaign, problem: Scored, *, name: str, strategy: str, 
     best_at = next((k + 1 for k, r in enumerate(regrets) if r <= regrets[-1]), math.inf)
     n = len(campaign.evaluations)
     return RunSummary(
-        name, strategy, campaign.mode, seed, near[0], near[1], opt[0], opt[1],
+        name, strategy, campaign.mode, seed, budget, near[0], near[1], opt[0], opt[1],
         tuple(at(k) for k in REGRET_AT), best_at, campaign.utilisation, campaign.busy_hours,
         campaign.makespan, n, sum(1 for e in campaign.evaluations if e.value is None),
         campaign.asks, campaign.duplicates, n if campaign.stopped else None, campaign.stalled,

@@ -26,7 +26,7 @@ import platform
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -110,7 +110,7 @@ def run_task(task: Task) -> RunSummary:
                              budget=task.budget)
     campaign = cluster.run(strategy, task.mode)  # type: ignore[arg-type]
     return summarise(campaign, problem, name=task.problem, strategy=task.strategy,
-                     seed=task.seed, seconds=time.perf_counter() - started)
+                     seed=task.seed, budget=task.budget, seconds=time.perf_counter() - started)
 
 
 def available(strategies: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -137,10 +137,44 @@ def tasks(args: argparse.Namespace, strategies: Sequence[str]) -> list[Task]:
 
 
 def execute(todo: list[Task], workers: int) -> list[RunSummary]:
-    if workers <= 1:
-        return [run_task(t) for t in todo]
+    """Every task's summary; progress on stderr about every 10 % of the runs."""
+    started, results = time.perf_counter(), []
+    for result in _stream(todo, workers):
+        results.append(result)
+        if len(results) % max(1, len(todo) // 10) == 0 or len(results) == len(todo):
+            print(f"{len(results)}/{len(todo)} runs, {time.perf_counter() - started:.0f} s",
+                  file=sys.stderr, flush=True)
+    return results
+
+
+def _stream(todo: list[Task], workers: int) -> Iterator[RunSummary]:
+    if workers <= 1:                   # one process: easier to profile and debug
+        yield from map(run_task, todo)
+        return
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        return list(pool.imap_unordered(run_task, todo, chunksize=1))
+        yield from pool.imap_unordered(run_task, todo, chunksize=1)
+
+
+def _key(run: Task | RunSummary) -> tuple[str, str, str, int]:
+    return (run.problem, run.strategy, run.mode, run.seed)
+
+
+def reused(files: Sequence[Path], wanted: list[Task]) -> dict[tuple[str, str, str, int],
+                                                              RunSummary]:
+    """The saved runs (``--json`` files) that match a wanted task; a bad line names its file."""
+    keys = {_key(t): t for t in wanted}
+    out: dict[tuple[str, str, str, int], RunSummary] = {}
+    for path in files:
+        try:
+            lines = path.read_text().splitlines()
+            runs = [RunSummary.from_dict(json.loads(line)) for line in lines if line.strip()]
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise SystemExit(f"--reuse {path}: not a --json file of this benchmark: {exc}")
+        for run in runs:
+            task = keys.get(_key(run))
+            if task is not None and task.budget == run.budget:
+                out[_key(run)] = run
+    return out
 
 
 def report(args: argparse.Namespace, results: list[RunSummary], notes: list[str],
@@ -210,6 +244,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=2, help="processes (default 2)")
     p.add_argument("--out", type=Path, help="also write the markdown report here")
     p.add_argument("--json", type=Path, help="write every run's figures here (JSON lines)")
+    p.add_argument("--reuse", type=Path, nargs="+", default=[], metavar="FILE",
+                   help="runs saved with --json: those of the selected problems, strategies, "
+                        "modes and seeds are reported, not run again (e.g. rerun only a new "
+                        "variant next to saved peers)")
     args = p.parse_args(argv)
     quick = args.quick
     args.seeds = args.seeds if args.seeds is not None else (2 if quick else 10)
@@ -226,7 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     strategies, notes = available(args.strategies)
     started = time.perf_counter()
-    results = execute(tasks(args, strategies), args.workers)
+    saved = reused(args.reuse, tasks(args, strategies))
+    todo = [t for t in tasks(args, strategies) if _key(t) not in saved]
+    results = list(saved.values()) + execute(todo, args.workers)
+    if saved:
+        notes.append(f"{len(saved)} runs reused from {', '.join(map(str, args.reuse))}; "
+                     f"{len(todo)} run now")
     text = report(args, results, notes, time.perf_counter() - started, strategies)
     print(text, end="")
     if args.out:

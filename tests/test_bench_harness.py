@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import json
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from cluster import ClusterSpec, VirtualCluster
 from landscapes import LANDSCAPES, levy10, tuning_space
 from peer_strategies import CoordinateSearch
-from peer_tables import summarise
+from peer_tables import RunSummary, summarise
 
 from search import DSICE, Strategy
 
@@ -189,7 +190,8 @@ def test_summary_figures_of_a_dsice_campaign():
     problem = LANDSCAPES["paper-4d-smooth"]()
     campaign = VirtualCluster(ClusterSpec(seed=0), problem.outcome, budget=2000).run(
         DSICE(problem.shape, cap=26), "sync")
-    s = summarise(campaign, problem, name=problem.name, strategy="dsice", seed=0, seconds=0.0)
+    s = summarise(campaign, problem, name=problem.name, strategy="dsice", seed=0,
+                  budget=2000, seconds=0.0)
     first_opt = next(k for k, e in enumerate(campaign.evaluations, 1)
                      if e.value == problem.optimum)
     assert s.opt_evals == first_opt and s.near_evals <= s.opt_evals
@@ -197,7 +199,7 @@ def test_summary_figures_of_a_dsice_campaign():
     assert s.regret[1] == 0.0 and s.stopped_at == 386 and s.best_at == first_opt
     assert s.gpu_hours == pytest.approx(campaign.busy_hours)
     assert 0.4 < s.utilisation < 0.7
-    assert s.as_dict()["near_evals"] == s.near_evals
+    assert RunSummary.from_dict(json.loads(json.dumps(s.as_dict()))) == s
 
 
 def test_coordinate_search_stops_after_a_sweep_without_a_move():
@@ -252,3 +254,10 @@ def test_peers_command_end_to_end(tmp_path, capsys):
                    "| dsice | sync |", "did not stop (> 40)", "Targets of issue 12"):
         assert needle in text
     assert len(runs.read_text().splitlines()) == 6
+    # Reusing the saved runs runs nothing again and reports the same tables.
+    assert peers.main(["--problems", "sphere-4d", "--strategies", "optuna-tpe", "ng-ngopt",
+                       "dsice", "--seeds", "1", "--budget", "40", "--stop-budget", "500",
+                       "--workers", "1", "--reuse", str(runs)]) == 0
+    again = capsys.readouterr().out
+    assert "6 runs reused" in again and "0 run now" in again
+    assert again.split("### sphere-4d")[1] == text.split("### sphere-4d")[1]
