@@ -48,7 +48,9 @@ def test_escalation_stops_at_max_level() -> None:
 
 
 def test_patience_stops_a_search_that_finds_nothing_better() -> None:
-    flat = lambda p: 1.0 if p != (0, 0, 0) else 0.0      # noqa: E731 - a needle off the lines
+    def flat(p: Index) -> float:          # a needle in a corner, far off the lines
+        return 0.0 if p == (0, 0, 0) else 1.0
+
     s = EagerDSICE((9, 9, 9), cap=6, patience=30, explore_budget=0)
     journal = drive_refill(s, flat, 6, seed=2)
     told = sum(len(entry) for kind, entry in journal if kind == "tell")   # type: ignore[arg-type]
