@@ -40,6 +40,10 @@ class Strategy(ABC):
     (where a staged search stands) and ``speculate(n)`` (points likely to be asked for next).
     """
 
+    #: The current level and base point of a staged search (DSICE), None for others. Plain
+    #: attributes, so that a strategy may keep them as its own state.
+    level: int | None = None
+    base: Index | None = None
 
     def __init__(self, shape: Sequence[int], *, minimize: bool = True,
                  valid: Validity | None = None) -> None:
@@ -102,16 +106,6 @@ class Strategy(ABC):
     @property
     def stage(self) -> int | None:
         """The stage in progress (1-based), or None for strategies without stages."""
-        return None
-
-    @property
-    def level(self) -> int | None:
-        """The current level of a staged search (DSICE), None for others."""
-        return None
-
-    @property
-    def base(self) -> Index | None:
-        """The current base point of a staged search (DSICE), None for others."""
         return None
 
     def speculate(self, n: int) -> list[Index]:

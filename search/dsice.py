@@ -66,8 +66,8 @@ class DSICE(Strategy):
         self._finished = False
         self._free_hint: int | None = None       # ``free`` of the ask() in progress
         self._stages: list[StageRecord] = []
-        self._level = 1
-        self._base: Index = self._start(start)
+        self.level: int = 1
+        self.base: Index = self._start(start)
         self._stage: Stage | None = self._next_stage(1)
 
     @classmethod
@@ -91,24 +91,6 @@ class DSICE(Strategy):
     def stage(self) -> int:
         """Current stage number (1-based); the last one once the search is done."""
         return self._stage.number if self._stage is not None else len(self._stages)
-
-    @property
-    def level(self) -> int:
-        """The current level k: directions change at most k parameters."""
-        return self._level
-
-    @level.setter
-    def level(self, value: int) -> None:
-        self._level = value
-
-    @property
-    def base(self) -> Index:
-        """The current base point; the search's answer once done."""
-        return self._base
-
-    @base.setter
-    def base(self, value: Index) -> None:
-        self._base = value
 
     @property
     def current_stage(self) -> Stage | None:

@@ -108,12 +108,14 @@ class EagerDSICE(Strategy):
             return max(len(self._records), 1)
         return len(self._records) + 1
 
+    # Read-only views of the current run; Strategy declares them as plain attributes so that
+    # simpler strategies may assign them.
     @property
-    def level(self) -> int:
+    def level(self) -> int:  # type: ignore[override]
         return self._inner.level
 
     @property
-    def base(self) -> Index:
+    def base(self) -> Index:  # type: ignore[override]
         return self._inner.base
 
     @property

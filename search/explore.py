@@ -187,12 +187,14 @@ class ExploringDSICE(Strategy):
     def stage(self) -> int:
         return len(self._earlier_stages) + self._inner.stage
 
+    # Read-only views of the current run; Strategy declares them as plain attributes so that
+    # simpler strategies may assign them.
     @property
-    def level(self) -> int:
+    def level(self) -> int:  # type: ignore[override]
         return self._inner.level
 
     @property
-    def base(self) -> Index:
+    def base(self) -> Index:  # type: ignore[override]
         return self._inner.base
 
     @property
