@@ -112,3 +112,12 @@ class Origin(StrEnum):
     """The search asked for it in a round."""
     SPECULATIVE = "speculative"
     """Prefetched into idle slots; joins a round if the search later asks for it."""
+
+
+class JournalKind(StrEnum):
+    """A step of the search in refill mode, as the search journal records it."""
+
+    ASK = "ask"
+    """The strategy was asked, with the number of free slots; it returned these points."""
+    TELL = "tell"
+    """The strategy was told the outcomes of these points, in this order."""

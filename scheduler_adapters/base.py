@@ -12,15 +12,23 @@ Error contract, which the master relies on:
 - ``status`` raises :class:`SchedulerUnavailable` when the query itself fails; it must never
   report jobs as failed because a query failed. A job the adapter cannot find in the live queue
   nor in the scheduler's history is reported as ``JobState.UNKNOWN``.
+- ``find_by_name`` returns only what the scheduler answered; when its query fails it raises
+  :class:`SchedulerUnavailable`, never an empty "not found".
+- ``cancel`` is idempotent (unknown or finished jobs are fine) and raises
+  :class:`SchedulerUnavailable` when a cancel command failed after the adapter's own retries.
+- Any of them raises :class:`SchedulerMisconfigured` for a problem that affects every job (a
+  command not found or not executable, a bad ``commands_dir``, a bad option): retrying cannot help.
 """
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 
@@ -99,11 +107,28 @@ class SchedulerUnavailable(SchedulerError):
 
 
 class SubmitLimitReached(SchedulerError):
-    """The scheduler refused a submission because of a per-user limit; wait and retry."""
+    """The scheduler refused a submission for a policy reason (per-user or QOS limit,
+    reservation, maintenance); the message is the scheduler's own words. Wait and retry."""
 
 
 class JobRejected(SchedulerError):
     """The scheduler permanently refused this job."""
+
+
+class SchedulerMisconfigured(SchedulerError):
+    """A problem that affects every job: a scheduler command missing or not executable, a bad
+    ``commands_dir``, an option the scheduler cannot use. Nothing will work until it is fixed."""
+
+
+class SchedulerOptionError(SchedulerMisconfigured, ValueError):
+    """A bad adapter option (unknown, wrong type, or a value the scheduler cannot carry).
+
+    Also a ``ValueError``, so code that validates values with ``except ValueError`` keeps
+    working; ``option`` names the offending option."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class Scheduler(ABC):
@@ -127,14 +152,26 @@ class Scheduler(ABC):
     def find_by_name(self, names: Iterable[str]) -> dict[str, str]:
         """Map each job name that the scheduler knows (live or in history) to its job id."""
 
+    def check(self, *, work_dir: Path | None = None) -> list[str]:
+        """Problems that would stop every job, found without submitting anything: a command
+        missing or not answering, a ``work_dir`` this scheduler cannot carry. Empty when fine."""
+        return []
+
     def close(self) -> None:
         """Release sessions or connections."""
 
 
-def render_script(template: str, *, directives: str, spec: JobSpec) -> str:
-    """Fill a scheduler's job-script template. Every value is shell-quoted here, once."""
+@functools.cache
+def job_template() -> str:
+    """The one job-script template every adapter fills (``templates/job.sh``)."""
+    return resources.files("scheduler_adapters").joinpath("templates", "job.sh").read_text()
+
+
+def render_script(*, directives: str, spec: JobSpec) -> str:
+    """The job script of ``spec`` under the scheduler's directive lines. Every value is
+    shell-quoted here, once."""
     exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(spec.env.items()))
-    return template.format(
+    return job_template().format(
         directives=directives,
         exports=exports,
         workdir=shlex.quote(str(spec.workdir)),
