@@ -141,7 +141,18 @@ class SearchSection(Strict):
     # How the master drives the strategy: "sync" rounds, or "refill": results are told as soon as
     # they are recorded and the strategy is asked again with the number of free slots. Refill's
     # sequence of asks and tells is journaled, so a restarted master replays it exactly.
+    # Default: "refill" for the eager DSICE, which uses every free slot at once; "sync" for the
+    # others, whose rounds it would not change (and for experiments begun before refill existed).
     mode: Literal["sync", "refill"] = "sync"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mode" not in data:
+            eager = (data.get("strategy", "dsice") == "dsice"
+                     and data.get("variant", "eager") == "eager")
+            data = {**data, "mode": "refill" if eager else "sync"}
+        return data
 
     @model_validator(mode="after")
     def _async_needs_refill(self) -> "SearchSection":
