@@ -51,6 +51,12 @@ class Problem:
     def __call__(self, point: tuple[int, ...]) -> float:
         return float(self.table[point])
 
+    def outcome(self, point: tuple[int, ...]) -> float | None:
+        """What a trial at ``point`` returns: its value, or None where it cannot run (invalid)."""
+        if self.valid is not None and not self.valid[point]:
+            return None
+        return float(self.table[point])
+
     def regret(self, value: float) -> float:
         """Normalised regret: 0 at the grid optimum, 1 at the grid median value."""
         return (value - self.optimum) / (self.median - self.optimum)

@@ -128,6 +128,9 @@ class JobSection(Strict):
 
 class SearchSection(Strict):
     strategy: Literal["dsice", "grid", "random"] = "dsice"
+    # Which DSICE (docs/search.md, "Variants"): "eager" keeps every slot busy with points it
+    # asks for itself; "paper" is the published search, stage by stage, unchanged.
+    variant: Literal["eager", "paper"] = "eager"
     constraint: str | None = None     # e.g. "block_x * block_y <= 1024"
     options: dict[str, Any] = Field(default_factory=dict)
     # Prefetch points the search will likely need into idle slots. It changes when results are
@@ -138,7 +141,18 @@ class SearchSection(Strict):
     # How the master drives the strategy: "sync" rounds, or "refill": results are told as soon as
     # they are recorded and the strategy is asked again with the number of free slots. Refill's
     # sequence of asks and tells is journaled, so a restarted master replays it exactly.
+    # Default: "refill" for the eager DSICE, which uses every free slot at once; "sync" for the
+    # others, whose rounds it would not change (and for experiments begun before refill existed).
     mode: Literal["sync", "refill"] = "sync"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_mode(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "mode" not in data:
+            eager = (data.get("strategy", "dsice") == "dsice"
+                     and data.get("variant", "eager") == "eager")
+            data = {**data, "mode": "refill" if eager else "sync"}
+        return data
 
     @model_validator(mode="after")
     def _async_needs_refill(self) -> "SearchSection":
@@ -236,6 +250,10 @@ class Config:
             "parameter_order": list(self.parameter_names),
             "objective": {"key": m.objective.key, "direction": m.objective.direction},
             "strategy": m.search.strategy,
+            # Only named when not "paper": experiments begun before variants existed ran the
+            # paper's DSICE and keep their definition with variant = "paper".
+            **({"variant": m.search.variant}
+               if m.search.strategy == "dsice" and m.search.variant != "paper" else {}),
             "constraint": m.search.constraint,
             "search_options": m.search.options,
             "seed": m.experiment.seed,

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from search import GridSearch, RandomSearch, Strategy, make_dsice
+from search import GridSearch, RandomSearch, Strategy, make_dsice, make_eager
 
 from .config import Config, ConfigError
 from .states import JournalKind
@@ -65,7 +65,10 @@ def build_strategy(config: Config, cap: int) -> Strategy:
             return RandomSearch(config.shape, cap=options.pop("cap", cap),
                                 seed=options.pop("seed", config.model.experiment.seed),
                                 **common, **options)
-        return make_dsice(config.shape, cap=options.pop("cap", cap), **common, **options)
+        if search.variant == "paper":
+            return make_dsice(config.shape, cap=options.pop("cap", cap), **common, **options)
+        options.setdefault("seed", config.model.experiment.seed)
+        return make_eager(config.shape, cap=options.pop("cap", cap), **common, **options)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{config.path}: search.options: {exc}") from None
 

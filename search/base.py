@@ -40,11 +40,8 @@ class Strategy(ABC):
     (where a staged search stands) and ``speculate(n)`` (points likely to be asked for next).
     """
 
-    #: Finished stages, oldest first; strategies without stages have none.
-    stages: Sequence[StageRecord] = ()
-    #: The stage in progress (1-based), or None for strategies without stages.
-    stage: int | None = None
-    #: The current level and base point of a staged search (DSICE), None for others.
+    #: The current level and base point of a staged search (DSICE), None for others. Plain
+    #: attributes, so that a strategy may keep them as its own state.
     level: int | None = None
     base: Index | None = None
 
@@ -100,6 +97,16 @@ class Strategy(ABC):
             if best is None or self.better(value, best[1]):
                 best = (point, value)
         return best
+
+    @property
+    def stages(self) -> Sequence[StageRecord]:
+        """Finished stages, oldest first; strategies without stages have none."""
+        return ()
+
+    @property
+    def stage(self) -> int | None:
+        """The stage in progress (1-based), or None for strategies without stages."""
+        return None
 
     def speculate(self, n: int) -> list[Index]:
         """Up to ``n`` points likely to be asked for soon, to run in idle slots (default none).

@@ -1,4 +1,4 @@
-"""The DSICE search engine (spec: shared/reference/dsice-algorithm.md, §3-§4 and §7).
+"""The DSICE search engine (rules: docs/spec/dsice.md, §4-§5).
 
 Iterative dimension search: from a base point, examine the directions that change up to ``k``
 parameters; search lines with IPPE (d-Spline guided); move the base on strict improvement, else
@@ -39,7 +39,7 @@ class DSICE(Strategy):
     def __init__(self, shape: Sequence[int], *, cap: int = 26, mode: Mode = "sync",
                  minimize: bool = True, valid: Validity | None = None,
                  alpha: float = DEFAULT_ALPHA, neighbours_first: bool = True,
-                 start: Sequence[int] | None = None) -> None:
+                 start: Sequence[int] | None = None, max_level: int | None = None) -> None:
         super().__init__(shape, minimize=minimize, valid=valid)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -50,6 +50,11 @@ class DSICE(Strategy):
         self.mode: Mode = mode
         self.cap = 1 if mode == "sequential" else int(cap)
         self.alpha = float(alpha)
+        if max_level is not None and max_level < 1:
+            raise ValueError(f"max_level must be >= 1, got {max_level}")
+        # The highest level k: the search stops when a stage at this level moves nothing.
+        self.max_level = len(self.shape) if max_level is None else min(int(max_level),
+                                                                        len(self.shape))
         self.neighbours_first = neighbours_first
         self.names: tuple[str, ...] | None = None
         self.values: tuple[tuple[Any, ...], ...] | None = None
@@ -59,8 +64,9 @@ class DSICE(Strategy):
         self.informed: list[tuple[Index, Result]] = []
         self._informed_pending: list[Index] = []   # informed mid-round: registered at its end
         self._finished = False
-        self.stages: list[StageRecord] = []
-        self.level = 1
+        self._free_hint: int | None = None       # ``free`` of the ask() in progress
+        self._stages: list[StageRecord] = []
+        self.level: int = 1
         self.base: Index = self._start(start)
         self._stage: Stage | None = self._next_stage(1)
 
@@ -84,7 +90,17 @@ class DSICE(Strategy):
     @property
     def stage(self) -> int:
         """Current stage number (1-based); the last one once the search is done."""
-        return self._stage.number if self._stage is not None else len(self.stages)
+        return self._stage.number if self._stage is not None else len(self._stages)
+
+    @property
+    def current_stage(self) -> Stage | None:
+        """The stage in progress (None once done), for strategies built on the engine."""
+        return self._stage
+
+    @property
+    def stages(self) -> list[StageRecord]:
+        """The finished stages, in order."""
+        return self._stages
 
     @property
     def done(self) -> bool:
@@ -140,11 +156,18 @@ class DSICE(Strategy):
         self._advance()
 
     # -- the protocol ---------------------------------------------------------------------------
+    def ask(self, free: int | None = None) -> list[Index]:
+        """As ``Strategy.ask``; in ``async`` mode at most ``free`` points when it is given."""
+        self._free_hint = free
+        return super().ask(free)
+
     def _propose(self) -> list[Index]:
         if self._stage is None:
             return []
         if self.mode == "async":
             free = self.cap - len(self._outstanding)
+            if self._free_hint is not None:
+                free = min(free, self._free_hint)
             return self._stage.candidates(self._outstanding)[:max(free, 0)]
         if self._outstanding:          # synchronous rounds: wait for the whole round
             return []
@@ -197,7 +220,7 @@ class DSICE(Strategy):
         base_value = self._board.value(self.base)
         moved = (found is not None and found[0] != self.base
                  and (base_value is None or self._board.better(found[1], base_value)))
-        self.stages.append(StageRecord(
+        self._stages.append(StageRecord(
             number=stage.number, base=stage.base, level=stage.level, points=tuple(stage.points),
             best=None if found is None else found[0],
             best_value=None if found is None else found[1], moved=moved))
@@ -212,7 +235,7 @@ class DSICE(Strategy):
             self.base = found[0]
         else:
             self._searched[self.base].update(stage.directions)
-            if self.level >= len(self.shape):
+            if self.level >= self.max_level:
                 self._finished = True
                 return None
             self.level += 1
@@ -225,7 +248,7 @@ class DSICE(Strategy):
             # A stage without directions is kept only to measure a still unknown base.
             if stage.directions or not self._board.known(self.base):
                 return stage
-            if self.level >= len(self.shape):
+            if self.level >= self.max_level:
                 self._finished = True
                 return None
             self.level += 1

@@ -47,7 +47,8 @@ def space_filling(shape: Sequence[int], seed: int) -> Iterator[Index]:
     shape = tuple(shape)
     size = math.prod(shape)
     sizes = np.asarray(shape)
-    from scipy.stats import qmc  # heavy (~60 MB): only when exploration is on
+    # Heavy (~60 MB): imported only when exploration is on.
+    from scipy.stats import qmc  # type: ignore[import-untyped]
     sobol = qmc.Sobol(len(shape), scramble=True, seed=seed)
     seen: set[Index] = set()
     drawn = 0
@@ -106,7 +107,7 @@ def density_ratio_pick(candidates: list[Index], measured: list[tuple[Index, floa
         y = np.asarray(points) / scale
         # |x - y|^2 by one matrix product: fast for thousands of candidates and points.
         d2 = np.maximum(xx[:, None] + (y ** 2).sum(axis=1)[None, :] - 2.0 * x @ y.T, 0.0)
-        return np.exp(-0.5 * d2).sum(axis=1)
+        return np.asarray(np.exp(-0.5 * d2).sum(axis=1))
 
     l_sum, g_sum, g_count = density(good), density(bad), len(bad)
     chosen: list[Index] = []
@@ -186,12 +187,14 @@ class ExploringDSICE(Strategy):
     def stage(self) -> int:
         return len(self._earlier_stages) + self._inner.stage
 
+    # Read-only views of the current run; Strategy declares them as plain attributes so that
+    # simpler strategies may assign them.
     @property
-    def level(self) -> int:
+    def level(self) -> int:  # type: ignore[override]
         return self._inner.level
 
     @property
-    def base(self) -> Index:
+    def base(self) -> Index:  # type: ignore[override]
         return self._inner.base
 
     @property

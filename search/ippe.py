@@ -1,4 +1,4 @@
-"""IPPE line search on one grid line (spec §2): phase T (initial points), phase D (d-Spline).
+"""IPPE line search on one grid line (docs/spec/dsice.md#ippe): phase T (initial points), phase D (d-Spline).
 
 A ``LineAgent`` never measures anything itself: it reads results from a ``Board`` (the engine's
 database view) and says which of its points it wants next. The engine routes results to it.
@@ -6,7 +6,7 @@ database view) and says which of its points it wants next. The engine routes res
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import dspline
@@ -36,7 +36,7 @@ def tri4(L: int) -> list[int]:
 
 
 def trisection_order(L: int) -> list[int]:
-    """Every line index in recursive tri-section order (BFS over sub-segments, spec §7.2).
+    """Every line index in recursive tri-section order (BFS over sub-segments, docs/spec/dsice.md#trisection).
 
     Uses the corrected rule: a length-2 sub-segment [l, l+2] emits l+1 (DSICE emits the
     global left+1 there and misses points).
@@ -88,7 +88,7 @@ class Board:
 
 
 class LineAgent:
-    """IPPE on the line ``points`` (ordered by t); phase T then phase D, per spec §2."""
+    """IPPE on the line ``points`` (ordered by t); phase T then phase D (docs/spec/dsice.md#ippe)."""
 
     def __init__(self, points: Sequence[Index], direction: Direction, board: Board, *,
                  recursive: bool, alpha: float = dspline.DEFAULT_ALPHA,
@@ -112,7 +112,7 @@ class LineAgent:
         self.end_round()
 
     # -- what the line wants -----------------------------------------------------------------
-    def wanted(self, pending: frozenset[Index] | set[Index] = frozenset()) -> list[Index]:
+    def wanted(self, pending: Collection[Index] = frozenset()) -> list[Index]:
         """Unknown, non-pending points in this line's current priority order."""
         if self.done:
             return []
@@ -151,11 +151,15 @@ class LineAgent:
                 best = (p, v)
         return best
 
-    # -- internals -------------------------------------------------------------------------
-    def _refit(self) -> None:
+    def current_fit(self) -> dspline.LineFit | None:
+        """The d-Spline through every measured point of the line now (None without data)."""
         obs = [(i, v) for i, p in enumerate(self.points)
                if (v := self._board.value(p)) is not None]
-        line_fit = dspline.fit(len(self.points), obs, self._alpha)
+        return dspline.fit(len(self.points), obs, self._alpha)
+
+    # -- internals -------------------------------------------------------------------------
+    def _refit(self) -> None:
+        line_fit = self.current_fit()
         if line_fit is None:          # every known point failed: no estimate, plain order
             self.estimate = None
             self._priority = list(self.points)

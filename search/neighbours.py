@@ -1,4 +1,4 @@
-"""Neighbours, directions and lines on an integer grid (spec §2.1, §3.2, §7.3)."""
+"""Neighbours, directions and lines on an integer grid (docs/spec/dsice.md#lines, #neighbours)."""
 from __future__ import annotations
 
 import itertools
@@ -13,7 +13,7 @@ Direction = tuple[int, ...]
 
 @lru_cache(maxsize=64)
 def neighbour_offsets(d: int, k: int) -> tuple[Direction, ...]:
-    """Offsets in {-1,0,1}^d changing 1..k axes, in the spec's deterministic order.
+    """Offsets in {-1,0,1}^d changing 1..k axes, in the order of docs/spec/dsice.md#neighbours.
 
     Order: number of changed axes ascending, then the axis-subset bitmask ascending (bit p is
     parameter p), then the sign mask j = 0..2^nnz-1 where bit t set means the t-th changed
@@ -33,7 +33,7 @@ def neighbour_offsets(d: int, k: int) -> tuple[Direction, ...]:
 
 
 def neighbours(base: Index, shape: Sequence[int], k: int) -> list[Index]:
-    """``N_k(base)``: grid points differing from ``base`` by ±1 in 1..k axes, spec order."""
+    """``N_k(base)``: grid points differing from ``base`` by ±1 in 1..k axes, in that order."""
     result = []
     for delta in neighbour_offsets(len(shape), k):
         c = tuple(b + e for b, e in zip(base, delta))

@@ -27,6 +27,7 @@ class RandomSearch(Strategy):
         self._seen: set[Index] = set()
         self._proposed = 0
         self._size = size
+        self._ahead: Index | None = None    # drawn but not proposed yet (``done`` looks ahead)
 
     def _draw(self) -> Index | None:
         while True:
@@ -46,19 +47,25 @@ class RandomSearch(Strategy):
             if self.is_valid(point):
                 return point
 
+    def _next(self) -> Index | None:
+        """The next valid point, drawn ahead once; None (and the budget shrunk) when none is left."""
+        if self._ahead is None and self._proposed < self.budget:
+            self._ahead = self._draw()
+            if self._ahead is None:
+                self.budget = self._proposed
+        return self._ahead
+
     def _propose(self) -> list[Index]:
         if self._outstanding:
             return []
         batch: list[Index] = []
-        while len(batch) < self.cap and self._proposed < self.budget:
-            point = self._draw()
-            if point is None:
-                self.budget = self._proposed
-                break
+        while len(batch) < self.cap and (point := self._next()) is not None:
             batch.append(point)
+            self._ahead = None
             self._proposed += 1
         return batch
 
     @property
     def done(self) -> bool:
-        return not self._outstanding and self._proposed >= self.budget
+        # Looking ahead: a constraint may leave fewer valid points than the budget.
+        return not self._outstanding and self._next() is None

@@ -2,11 +2,11 @@
 
 Three kinds, sharing one small interface used by the engine (``search.dsice``):
 
-* ``RadialStage`` – the parallel stage of spec §4.3: the base, its level-k neighbours, and one
+* ``RadialStage`` – the parallel stage (docs/spec/dsice.md#stage): the base, its level-k neighbours, and one
   IPPE line agent per unexamined direction, all running at once (round-robin list).
-* ``SequentialStage`` – one S_2018 step (§3.3-3.5): direction search over the neighbours, then
+* ``SequentialStage`` – one S_2018 step (docs/spec/dsice.md#sequential): direction search over the neighbours, then
   IPPE on the single most promising line.
-* ``IppeStage`` – S_IPPE for a single parameter (§7.6): IPPE on the whole axis, no base point.
+* ``IppeStage`` – S_IPPE for a single parameter (docs/spec/dsice.md#s-ippe): IPPE on the whole axis, no base point.
 """
 from __future__ import annotations
 
@@ -90,6 +90,11 @@ class Stage(ABC):
     def complete(self) -> bool:
         return self.board.known(self.base) and self._settled()
 
+    @property
+    def lines(self) -> list[LineAgent]:
+        """The stage's line agents, in creation order (read-only use)."""
+        return self._agents()
+
     def _agents(self) -> list[LineAgent]:
         return []
 
@@ -108,7 +113,7 @@ class Stage(ABC):
 
 
 class RadialStage(Stage):
-    """Spec §4.3: all unexamined level-<=k directions of the base searched at once."""
+    """docs/spec/dsice.md#stage: all unexamined level-<=k directions of the base searched at once."""
 
     def __init__(self, number: int, base: Index, level: int, board: Board,
                  shape: Sequence[int], searched: Collection[Direction], *,

@@ -86,6 +86,7 @@ command = "true"
 
 [search]
 strategy = "dsice"
+variant = "paper"
 mode = "refill"
 options = { mode = "async" }
 
@@ -154,7 +155,8 @@ def test_refill_is_part_of_the_search_definition(tmp_path):
 def test_refill_on_local_jobs_equals_an_uninterrupted_run_after_kills(write_config, tmp_path):
     """Synchronous DSICE driven in refill mode: tell groups differ with every kill, the rounds,
     values and stages must not; no point runs twice."""
-    run_chaos(write_config, tmp_path, kills_wanted=6, search_extra='mode = "refill"')
+    run_chaos(write_config, tmp_path, kills_wanted=6,
+              search_extra='variant = "paper"\nmode = "refill"')
     con = sqlite3.connect(tmp_path / "work" / "state.db")
     kinds = [k for (k,) in con.execute("select kind from search_journal order by seq")]
     assert kinds and kinds[0] == "ask" and "tell" in kinds
@@ -166,7 +168,8 @@ def test_chaos_kill9_in_refill_mode_with_async_dsice(write_config, tmp_path):
     """Async DSICE: its decisions depend on the groups, so the history of a killed run is the
     journal's; replaying that journal reproduces every ask, and no point runs twice."""
     run_chaos(write_config, tmp_path, kills_wanted=15,
-              search_extra='mode = "refill"\noptions = { mode = "async" }', compare=False)
+              search_extra='variant = "paper"\nmode = "refill"\noptions = { mode = "async" }',
+              compare=False)
     db = tmp_path / "work" / "state.db"
     con = sqlite3.connect(db)
     steps = [(JournalKind(kind), free, [tuple(p) for p in json.loads(points)]) for kind, free, points

@@ -24,15 +24,17 @@ def decisions(db: Path) -> tuple[list[tuple], list[tuple]]:
 
 
 def test_speculation_leaves_decisions_unchanged(write_config, tmp_path):
+    # Synchronous rounds: there speculation fills the slots a round leaves idle.
     plain = load_config(write_config("plain.toml", name="plain", parameters=PARAMS, cap=6,
-                                     strategy="dsice", command=COMMAND))
+                                     strategy="dsice", command=COMMAND,
+                                     search_extra='mode = "sync"'))
     assert Master(plain).run() == 0
     expected = decisions(plain.work_dir / "state.db")
     (tmp_path / "work").rename(tmp_path / "plain-work")
 
     spec = load_config(write_config("spec.toml", name="spec", parameters=PARAMS, cap=6,
                                     strategy="dsice", command=COMMAND,
-                                    search_extra='speculation = "on"'))
+                                    search_extra='speculation = "on"\nmode = "sync"'))
     assert Master(spec).run() == 0
     db = spec.work_dir / "state.db"
     assert decisions(db) == expected
@@ -54,7 +56,7 @@ def test_exploration_is_replayed_exactly_after_a_crash(write_config, tmp_path):
     import sys
 
     from tests.conftest import ROOT
-    options = "[search.options]\nexplore_budget = 12\nrestarts = 1\nseed = 3"
+    options = "variant = \"paper\"\n[search.options]\nexplore_budget = 12\nrestarts = 1\nseed = 3"
     plain = load_config(write_config("a.toml", name="a", parameters=PARAMS, cap=6,
                                      strategy="dsice", command=COMMAND, search_extra=options))
     assert Master(plain).run() == 0

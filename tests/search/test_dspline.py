@@ -1,4 +1,4 @@
-"""d-Spline fit (spec §1) against Example A and the Example B fit."""
+"""d-Spline fit (docs/spec/dsice.md#d-spline) against Example A and the Example B fit."""
 import numpy as np
 import pytest
 
@@ -94,3 +94,29 @@ def test_maximize_swaps_the_zones():
     mirrored = dspline.fit(5, [(s, -v) for s, v in data], alpha=0.001)
     assert mirrored.zones()[2] == "lower"
     assert mirrored.priority(minimize=True) == fit.priority(minimize=False)
+
+
+@pytest.mark.parametrize("alpha", [0.001, 0.1, 1.0, 10.0, 10000.0])
+@pytest.mark.parametrize("S", [2, 3, 5, 11, 30])
+def test_banded_solution_equals_the_dense_least_squares_solution(S, alpha):
+    """The O(S) banded solve gives the dense lstsq solution of the stacked system (the solver
+    used before) to numerical precision, repeated samples included."""
+    rng = np.random.default_rng(S * 1000 + int(alpha * 10))
+    for _ in range(5):
+        samples = sorted(rng.choice(S, int(rng.integers(2, S + 1)), replace=False).tolist())
+        obs = [(s, float(rng.normal())) for s in samples] + [(samples[0], 1.0)]
+        markers = np.array([dspline.q_of(s) for s, _ in obs])
+        dense = dspline._dense_solve(dspline.n_markers(S), markers,
+                                     np.array([v for _, v in obs]), alpha)
+        banded = dspline.fit(S, obs, alpha).f
+        # Relative 1e-7: the condition number of the system grows like (S / alpha) ** 2.
+        assert np.max(np.abs(banded - dense)) <= 1e-7 * max(1.0, np.max(np.abs(dense)))
+
+
+def test_a_long_line_is_fitted_by_the_banded_solver():
+    """1,000 samples (3,002 markers): the fit is the smooth curve through the data."""
+    S = 1000
+    obs = [(s, (s - 600) ** 2 / 1e4) for s in range(0, S, 37)]
+    fit = dspline.fit(S, obs, 0.1)
+    assert fit is not None and abs(fit.estimate() - 600) <= 2
+    assert np.allclose(fit.sample_values[[s for s, _ in obs]], [v for _, v in obs], atol=1e-3)

@@ -1,4 +1,4 @@
-"""The spec's multi-parameter worked examples C, D and E (§5, §7), reproduced exactly."""
+"""The multi-parameter worked examples C, D and E of docs/spec/dsice.md#examples, reproduced exactly."""
 
 from search import DSICE
 
@@ -80,6 +80,6 @@ def test_example_e_sequential():
     s = DSICE((11, 11), mode="sequential")
     drive(s, quad_e)
     assert s.best == ((6, 7), 0.6) and s.base == (6, 7)
-    # The spec's table says 32 evaluations; this implementation needs 31 (see docs/search.md,
-    # "Known differences"): stage sizes 10 / 7 / 7 / 7, each checked by hand against §3.
+    # The reference table says 32 evaluations; this implementation needs 31 (see docs/search.md,
+    # "Known differences"): stage sizes 10 / 7 / 7 / 7, each checked by hand against docs/spec/dsice.md#sequential.
     assert len(s.history) == 31

@@ -1,4 +1,4 @@
-"""Neighbour order, directions, lines (spec §2.1, §3.2, §7.3) and IPPE lists (§2.2, Example B)."""
+"""Neighbour order, directions, lines (docs/spec/dsice.md#lines, #neighbours) and IPPE lists (#phase-t, #example-b)."""
 import pytest
 
 from search import DSICE
