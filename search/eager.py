@@ -122,13 +122,23 @@ class EagerDSICE(Strategy):
     def stages(self) -> list[StageRecord]:
         """Finished stages of every run, numbered on across restarts. The last stage of the
         search is listed once nothing of it is outstanding any more."""
-        if self._inner.done and not self._outstanding and self._stage_points and self._records:
-            last = self._records[-1]
-            return self._records[:-1] + [replace(
-                last, points=last.points + tuple(self._stage_points))]
-        if self._inner.done and self._outstanding and self._records:
-            return self._records[:-1]
-        return list(self._records)
+        records = list(self._records)
+        if not self.done:
+            # The run's last stage waits for the points still out, which belong to it.
+            return records[:-1] if self._inner.done and records else records
+        if self._stage_points and self._inner.done and records:
+            records[-1] = replace(records[-1],
+                                  points=records[-1].points + tuple(self._stage_points))
+        elif self._stage_points:           # stopped by the patience rule within a stage
+            result = self._inner.result
+            stage = self._inner.current_stage
+            records.append(StageRecord(
+                number=len(records) + 1,
+                base=self._inner.base if stage is None else stage.base,
+                level=self._inner.level, points=tuple(self._stage_points),
+                best=None if result is None else result[0],
+                best_value=None if result is None else result[1], moved=False))
+        return records
 
     def speculate(self, n: int) -> list[Index]:
         return [p for p in self._inner.speculate(n + len(self._outstanding))
