@@ -36,7 +36,7 @@ import numpy as np
 from .base import Index, Result, Strategy, Validity
 from .dsice import DSICE
 from .dspline import DEFAULT_ALPHA
-from .explore import MODEL_MIN_POINTS, _around, density_ratio_pick, space_filling
+from .explore import MODEL_MIN_POINTS, candidates_around, density_ratio_pick, space_filling
 from .stage import StageRecord
 
 EAGER_OPTIONS = ("alpha", "neighbours_first", "start", "max_level", "explore_budget",
@@ -310,7 +310,7 @@ class EagerDSICE(Strategy):
         rng = np.random.default_rng([self.seed, len(self.history), 7])
         order = np.argsort(y, kind="stable")
         good = [(measured[i][0], float(y[i])) for i in order[:max(3, len(y) // 10)]]
-        candidates = [p for p in _around(good, self.shape, True, rng)
+        candidates = [p for p in candidates_around(good, self.shape, True, rng)
                       if p not in taken and not self._known(p)]
         if not candidates:
             return []
@@ -330,7 +330,7 @@ class EagerDSICE(Strategy):
         out: list[Index] = []
         if len(explored) >= MODEL_MIN_POINTS:
             rng = np.random.default_rng([self.seed, len(self.history), self.explored])
-            candidates = [p for p in _around(explored, self.shape, self.minimize, rng)
+            candidates = [p for p in candidates_around(explored, self.shape, self.minimize, rng)
                           if p not in taken and not self._known(p)]
             out = density_ratio_pick(candidates, explored, self.shape, self.minimize,
                                      math.ceil(n / 2))
