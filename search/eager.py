@@ -330,8 +330,8 @@ class EagerDSICE(Strategy):
         out: list[Index] = []
         if len(explored) >= MODEL_MIN_POINTS:
             rng = np.random.default_rng([self.seed, len(self.history), self.explored])
-            candidates = [p for p in candidates_around(explored, self.shape, self.minimize, rng)
-                          if p not in taken and not self._known(p)]
+            around = candidates_around(explored, self.shape, self.minimize, rng)
+            candidates = [p for p in around if p not in taken and not self._known(p)]
             out = density_ratio_pick(candidates, explored, self.shape, self.minimize,
                                      math.ceil(n / 2))
         while len(out) < n:
