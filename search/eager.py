@@ -36,7 +36,12 @@ import numpy as np
 from .base import Index, Result, Strategy, Validity
 from .dsice import DSICE
 from .dspline import DEFAULT_ALPHA
-from .explore import MODEL_MIN_POINTS, candidates_around, density_ratio_pick, space_filling
+from .explore import (
+    MODEL_MIN_POINTS,
+    candidates_around,
+    density_ratio_pick,
+    space_filling,
+)
 from .stage import StageRecord
 
 EAGER_OPTIONS = ("alpha", "neighbours_first", "start", "max_level", "explore_budget",
