@@ -36,7 +36,12 @@ import numpy as np
 from .base import Index, Result, Strategy, Validity
 from .dsice import DSICE
 from .dspline import DEFAULT_ALPHA
-from .explore import MODEL_MIN_POINTS, _around, density_ratio_pick, space_filling
+from .explore import (
+    MODEL_MIN_POINTS,
+    candidates_around,
+    density_ratio_pick,
+    space_filling,
+)
 from .stage import StageRecord
 
 EAGER_OPTIONS = ("alpha", "neighbours_first", "start", "max_level", "explore_budget",
@@ -122,13 +127,23 @@ class EagerDSICE(Strategy):
     def stages(self) -> list[StageRecord]:
         """Finished stages of every run, numbered on across restarts. The last stage of the
         search is listed once nothing of it is outstanding any more."""
-        if self._inner.done and not self._outstanding and self._stage_points and self._records:
-            last = self._records[-1]
-            return self._records[:-1] + [replace(
-                last, points=last.points + tuple(self._stage_points))]
-        if self._inner.done and self._outstanding and self._records:
-            return self._records[:-1]
-        return list(self._records)
+        records = list(self._records)
+        if not self.done:
+            # The run's last stage waits for the points still out, which belong to it.
+            return records[:-1] if self._inner.done and records else records
+        if self._stage_points and self._inner.done and records:
+            records[-1] = replace(records[-1],
+                                  points=records[-1].points + tuple(self._stage_points))
+        elif self._stage_points:           # stopped by the patience rule within a stage
+            result = self._inner.result
+            stage = self._inner.current_stage
+            records.append(StageRecord(
+                number=len(records) + 1,
+                base=self._inner.base if stage is None else stage.base,
+                level=self._inner.level, points=tuple(self._stage_points),
+                best=None if result is None else result[0],
+                best_value=None if result is None else result[1], moved=False))
+        return records
 
     def speculate(self, n: int) -> list[Index]:
         return [p for p in self._inner.speculate(n + len(self._outstanding))
@@ -300,7 +315,7 @@ class EagerDSICE(Strategy):
         rng = np.random.default_rng([self.seed, len(self.history), 7])
         order = np.argsort(y, kind="stable")
         good = [(measured[i][0], float(y[i])) for i in order[:max(3, len(y) // 10)]]
-        candidates = [p for p in _around(good, self.shape, True, rng)
+        candidates = [p for p in candidates_around(good, self.shape, True, rng)
                       if p not in taken and not self._known(p)]
         if not candidates:
             return []
@@ -320,8 +335,8 @@ class EagerDSICE(Strategy):
         out: list[Index] = []
         if len(explored) >= MODEL_MIN_POINTS:
             rng = np.random.default_rng([self.seed, len(self.history), self.explored])
-            candidates = [p for p in _around(explored, self.shape, self.minimize, rng)
-                          if p not in taken and not self._known(p)]
+            around = candidates_around(explored, self.shape, self.minimize, rng)
+            candidates = [p for p in around if p not in taken and not self._known(p)]
             out = density_ratio_pick(candidates, explored, self.shape, self.minimize,
                                      math.ceil(n / 2))
         while len(out) < n:

@@ -74,8 +74,8 @@ def _split(measured: list[tuple[Index, float]], minimize: bool
     return [p for p, _ in ranked[:n_good]], [p for p, _ in ranked[n_good:]]
 
 
-def _around(measured: list[tuple[Index, float]], shape: Sequence[int], minimize: bool,
-            rng: np.random.Generator) -> list[Index]:
+def candidates_around(measured: list[tuple[Index, float]], shape: Sequence[int],
+                      minimize: bool, rng: np.random.Generator) -> list[Index]:
     """Candidate points near the good points: Gaussian steps of twice the kernel width."""
     good, _ = _split(measured, minimize)
     sizes = np.asarray(shape)
@@ -258,8 +258,8 @@ class ExploringDSICE(Strategy):
         for measured, k in ((explored, n_model - n_local), (everything, n_local)):
             if k > 0 and len(measured) >= MODEL_MIN_POINTS:
                 taken = taken | set(out)
-                candidates = [p for p in _around(measured, self.shape, self.minimize, rng)
-                              if p not in self._results and p not in taken
+                around = candidates_around(measured, self.shape, self.minimize, rng)
+                candidates = [p for p in around if p not in self._results and p not in taken
                               and self.is_valid(p)]
                 out += density_ratio_pick(candidates, measured, self.shape, self.minimize, k)
         taken = taken | set(out)

@@ -56,6 +56,9 @@ def test_patience_stops_a_search_that_finds_nothing_better() -> None:
     told = sum(len(entry) for kind, entry in journal if kind == "tell")   # type: ignore[arg-type]
     assert s.stopped and s.done
     assert told <= 30 + 6                 # the patience, plus what was out when it ran out
+    # The stage cut short by the stop is recorded: the records still partition the history.
+    assert sorted(p for r in s.stages for p in r.points) == sorted(p for p, _ in s.history)
+    assert not s.stages[-1].moved
 
 
 def test_refill_keeps_every_slot_busy_while_the_search_has_work() -> None:
