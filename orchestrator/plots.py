@@ -107,7 +107,7 @@ def objective(plt: Any, data: dict[str, Any]) -> Any:
     return fig
 
 
-def _lanes(spans: list[tuple[float, float]]) -> list[int]:
+def pack_lanes(spans: list[tuple[float, float]]) -> list[int]:
     """Pack intervals into as few rows as possible (greedy by start), so the chart reads like
     slots; returns each interval's row."""
     order = sorted(range(len(spans)), key=lambda i: spans[i][0])
@@ -132,7 +132,7 @@ def timeline(plt: Any, data: dict[str, Any]) -> Any:
     jobs = [a for a in data["attempts"] if a["submitted"] is not None or a["started"] is not None]
     spans = [((a["submitted"] if a["submitted"] is not None else a["started"]),
               (a["ended"] if a["ended"] is not None else now)) for a in jobs]
-    lanes = _lanes(spans)
+    lanes = pack_lanes(spans)
     span = max([e for _, e in spans], default=now) or 1.0
     scale, unit = _time_unit(span)
     height = min(9.0, max(3.8, 0.18 * (max(lanes, default=0) + 1) + 1.8))

@@ -72,6 +72,12 @@ def _grid_of_axes(plt: Any, count: int, per_row: int = 3, size: tuple[float, flo
     return fig, flat[:count]
 
 
+def _slice_x(e: dict[str, Any], name: str, candidates: list[Any]) -> float:
+    """Numbers at their value, anything else at its position in the candidate list."""
+    value = e["params"][name]
+    return float(value) if _numeric(candidates) else float(candidates.index(value))
+
+
 def slices(plt: Any, data: dict[str, Any]) -> Any:
     """Objective against each parameter, coloured by the order in which values were recorded."""
     names = data["parameters"]
@@ -83,13 +89,11 @@ def slices(plt: Any, data: dict[str, Any]) -> Any:
     for ax, name in zip(axes, names):
         candidates = data["candidates"][name]
         numeric = _numeric(candidates)
-        def x_of(e: dict[str, Any]) -> float:
-            return e["params"][name] if numeric else candidates.index(e["params"][name])
         if ok:
-            scatter = ax.scatter([x_of(e) for e in ok], values, c=[e["order"] for e in ok],
+            scatter = ax.scatter([_slice_x(e, name, candidates) for e in ok], values, c=[e["order"] for e in ok],
                                  cmap="viridis", s=18, alpha=0.8, vmin=1, vmax=len(evs))
             _value_axis(ax, data, values)
-        _failed_on_edge(ax, [x_of(e) for e in evs if e["value"] is None])
+        _failed_on_edge(ax, [_slice_x(e, name, candidates) for e in evs if e["value"] is None])
         if numeric:
             if _log_candidates([float(c) for c in candidates]):
                 ax.set_xscale("log")

@@ -14,7 +14,7 @@ from orchestrator.search_view import search_data
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 PNG = b"\x89PNG\r\n\x1a\n"
 DSICE_SPACE = 'x = { values = [0, 1, 2, 3, 4, 5, 6] }\ny = { values = [0.001, 0.01, 0.1, 1.0] }'
