@@ -8,8 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import exitcodes
-from .cli import CliError
+from .errors import CannotWrite, PlotUnavailable
 
 FILES = ("objective.png", "timeline.png", "utilisation.png")
 FAILED_STATES_COLOUR = "#d62728"
@@ -21,8 +20,8 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise CliError("plot needs matplotlib: pip install 'orchestrator[plot]' "
-                       "(or: pip install matplotlib)", exitcodes.ERROR) from None
+        raise PlotUnavailable("plot needs matplotlib: pip install 'orchestrator[plot]' "
+                              "(or: pip install matplotlib)") from None
     matplotlib.use("Agg")          # files only: no display needed, safe under cron
     import matplotlib.pyplot as plt
     return plt
@@ -39,7 +38,7 @@ def save_figures(out_dir: Path, drawers: list[tuple[str, Callable[[Any], Any]]])
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CliError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+        raise CannotWrite(f"cannot create {out_dir}: {exc.strerror or exc}") from None
     paths = []
     for name, draw in drawers:
         fig = draw(plt)
@@ -47,7 +46,7 @@ def save_figures(out_dir: Path, drawers: list[tuple[str, Callable[[Any], Any]]])
         try:
             fig.savefig(path, dpi=110)
         except OSError as exc:
-            raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise CannotWrite(f"cannot write {path}: {exc.strerror or exc}") from None
         finally:
             plt.close(fig)
         paths.append(path)
