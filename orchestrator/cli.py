@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import admin_commands, commands, exitcodes, master_commands, simulate
+from .dashboard import command as dashboard_command
 from .config import ConfigError
 from .errors import OrchestratorError
 
@@ -52,6 +53,8 @@ COMMANDS: tuple[Command, ...] = (
             admin_commands.wait_args, admin_commands.cancel),
     Command("retry", "give a failed point a new budget (the master must be stopped)",
             admin_commands.retry_args, admin_commands.retry),
+    Command("dashboard", "a live read-only web page of one experiment or of all under a directory",
+            dashboard_command.dashboard_args, dashboard_command.dashboard),
     Command("simulate", "run the experiment against a simulated cluster on a virtual clock",
             simulate.simulate_args, simulate.simulate),
 )

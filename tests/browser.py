@@ -3,6 +3,7 @@ pipe``: JSON messages separated by NUL bytes on file descriptors 3 and 4), stand
 only. Used to look at the dashboard as a person would: after its scripts ran."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import select
@@ -28,7 +29,7 @@ def chromium_binary() -> str:
     why = "chromium is not installed and this user cannot install it (not root)"
     if os.geteuid() == 0 and shutil.which("apt-get"):
         for step in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-            proc = subprocess.run(step, capture_output=True, text=True, timeout=900,
+            proc = subprocess.run(step, check=False, capture_output=True, text=True, timeout=900,
                                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
             if proc.returncode != 0:
                 why = f"`{' '.join(step)}` failed: {proc.stderr.strip().splitlines()[-1:]}"
@@ -48,9 +49,12 @@ class Browser:
     def __init__(self, binary: str, profile: Path) -> None:
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
-        # The protocol insists on fds 3 and 4: the shell moves the pipe ends there.
+        # Above 10, so that moving them to 3 and 4 cannot overwrite one with the other.
+        to_chrome_r, from_chrome_w = (self._high(fd) for fd in (to_chrome_r, from_chrome_w))
+        # The protocol insists on fds 3 and 4: bash (unlike dash, it takes fds above 9) moves
+        # the pipe ends there.
         self.proc = subprocess.Popen(
-            ["/bin/sh", "-c", f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}', binary,
+            ["/bin/bash", "-c", f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}', binary,
              *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
             pass_fds=(to_chrome_r, from_chrome_w), stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL)
@@ -59,6 +63,12 @@ class Browser:
         self._buffer = b""
         self._next_id = 0
         self.session: str | None = None
+
+    @staticmethod
+    def _high(fd: int) -> int:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+        os.close(fd)
+        return high
 
     def call(self, method: str, params: dict[str, Any] | None = None, *,
              session: bool = True, timeout: float = 30.0) -> dict[str, Any]:
@@ -101,13 +111,19 @@ class Browser:
         return result["result"].get("value")
 
     def wait_for(self, expression: str, timeout: float = 30.0, what: str = "") -> Any:
+        """Poll ``expression`` until it is truthy; one that throws (the page is still loading)
+        counts as not yet."""
         deadline = time.monotonic() + timeout
+        last = None
         while True:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except RuntimeError as exc:
+                value, last = None, exc
             if value:
                 return value
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what or expression}")
+                raise AssertionError(f"timed out waiting for {what or expression} ({last})")
             time.sleep(0.2)
 
     def text(self, selector: str) -> str:

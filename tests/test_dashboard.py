@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from orchestrator import queries
 from orchestrator.dashboard import DashboardError, app, figures, sources
+from orchestrator.errors import NoExperiment
 from orchestrator.search_view import search_data
 
 from .browser import Browser, chromium_binary
@@ -31,7 +33,9 @@ CHARTS = ("objective", "path", "timeline", "slots")
 
 
 def write(path: Path, **fields: object) -> Path:
-    path.write_text(textwrap.dedent(BASE_CONFIG.format(**{**DEFAULTS, **fields})))
+    """A config whose work directory is runs/NAME beside it (experiments side by side)."""
+    text = textwrap.dedent(BASE_CONFIG.format(**{**DEFAULTS, **fields}))
+    path.write_text(text.replace('work_dir = "work"', f'work_dir = "runs/{fields["name"]}"'))
     return path
 
 
@@ -91,6 +95,13 @@ def status_of(config: Path) -> dict:
     return queries.query(str(config), queries.status)
 
 
+def evaluations_so_far(config: Path) -> int:
+    try:
+        return int(status_of(config)["evaluations"])
+    except NoExperiment:              # the master has not created it yet
+        return 0
+
+
 def shown_number(browser: Browser) -> int:
     return int(browser.text("#progress-done").split("/")[0])
 
@@ -124,8 +135,9 @@ def test_finished_experiment_in_the_browser(campaign, dashboards, browser):
                               "'#chart-objective .scatterlayer .trace')).map("
                               "t => t.querySelectorAll('.point').length)")
     assert points[0] == expected["evaluations"] and points[2] == expected["failed_points"]
-    assert browser.evaluate("Array.from(document.querySelectorAll('#chart-path .ytitle'))"
-                            ".map(t => t.textContent)") == ["x", "y"]
+    assert browser.evaluate("Array.from(document.querySelectorAll("
+                            "'#chart-path text[class^=\"y\"][class$=\"title\"]'))"
+                            ".map(t => t.textContent)") == ["x", "y"]     # ytitle, y2title
     bars = browser.evaluate("document.querySelectorAll('#chart-timeline .bars .point').length")
     assert bars >= expected["attempts"]               # a run bar each, plus queued bars
     kinds = browser.evaluate("Array.from(document.querySelectorAll('#events tbody tr'))"
@@ -142,8 +154,7 @@ def test_running_experiment_refreshes_and_then_says_no_master_watches(write_conf
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not (config.parent / "work" / "state.db").exists() or \
-                status_of(config)["evaluations"] < 1:
+        while evaluations_so_far(config) < 1:
             assert time.monotonic() < deadline and master.poll() is None
             time.sleep(0.2)
         dashboards.append(d := Dashboard(config))
@@ -223,9 +234,9 @@ def test_reader_connections_are_read_only(campaign):
     try:
         view = reader.read(source, sources.summary)
         assert view["progress"] == {**view["progress"], "done": 12, "total": 12}
-        with reader._engine(source.url).connect() as conn:
-            with pytest.raises(Exception, match="readonly|read-only"):
-                conn.exec_driver_sql("CREATE TABLE intruder (i INTEGER)")
+        with reader._engine(source.url).connect() as conn, \
+                pytest.raises(OperationalError, match="readonly"):
+            conn.exec_driver_sql("CREATE TABLE intruder (i INTEGER)")
     finally:
         reader.close()
     missing = sources.Source("none", f"sqlite:///{campaign / 'nowhere' / 'state.db'}")

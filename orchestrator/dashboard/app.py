@@ -16,6 +16,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..errors import OrchestratorError
 from ..store import StoreError
 from . import sources
 
@@ -26,10 +27,8 @@ TOKEN_HEADER = "HTTP_X_ORCHESTRATOR_TOKEN"
 UNREADABLE = (SQLAlchemyError, StoreError, OSError)
 
 
-class DashboardError(Exception):
+class DashboardError(OrchestratorError):
     """The dashboard cannot start: missing extra, unsafe binding, unusable port."""
-
-    code = 1
 
 
 def _bottle() -> Any:
