@@ -45,7 +45,8 @@ COMMANDS: tuple[Command, ...] = (
             commands.events_args, commands.events),
     Command("export", "all evaluations with parameters, value, metrics and attempts",
             commands.export_args, commands.export),
-    Command("plot", "PNG plots: objective, job timeline, slot utilisation",
+    Command("plot", "PNG plots: objective, job timeline, slot use, slices, DSICE path, "
+            "parallel coordinates",
             commands.plot_args, commands.plot),
     Command("stop", "ask the running master to exit at its next cycle (jobs keep running)",
             admin_commands.wait_args, admin_commands.stop),

@@ -17,7 +17,10 @@ from typing import Any
 from . import exitcodes, queries
 from .errors import CannotWrite, UsageError
 from .output import add_format, add_target, show_record, show_rows
+from .config import load_config
 from .render import counts, duration, measured
+from .search_view import search_data
+from .store import sqlite_path
 
 
 def read_args(p: argparse.ArgumentParser) -> None:
@@ -229,12 +232,31 @@ def export(args: argparse.Namespace) -> int:
 
 def plot_args(p: argparse.ArgumentParser) -> None:
     add_target(p)
-    p.add_argument("--out", metavar="DIR", required=True, help="directory for the PNG files")
+    p.add_argument("--out", metavar="DIR",
+                   help="directory for the PNG files (default: plots/ in the experiment's work "
+                        "directory)")
+
+
+PLOTS_DIR = "plots"
+
+
+def default_plot_dir(target: str) -> Path:
+    """plots/ beside the experiment's state database (its work directory), or in the config's
+    work directory when the database is not a file (PostgreSQL)."""
+    db = sqlite_path(queries.database_url_of(target))
+    if db is not None:
+        return db.parent / PLOTS_DIR
+    if "://" not in target:
+        return load_config(target).work_dir / PLOTS_DIR
+    raise UsageError("plot of a database URL needs --out DIR")
 
 
 def plot(args: argparse.Namespace) -> int:
-    from . import plots
-    data = queries.query(args.target, queries.plot_data)   # read and closed before plotting
-    for path in plots.write_all(data, Path(args.out)):
+    from . import plots, plots_search
+    out = Path(args.out) if args.out else default_plot_dir(args.target)
+    # Read and closed before plotting.
+    data, search = queries.query(args.target, lambda s, exp: (queries.plot_data(s, exp),
+                                                              search_data(s, exp)))
+    for path in plots.write_all(data, out) + plots_search.write_all(search, out):
         print(path)
     return exitcodes.OK

@@ -151,3 +151,16 @@ def test_search_plots_of_a_grid_search_without_stages(early_failures, tmp_path):
     fig = plots_search.dsice_path(plt, data)
     assert "no stage finished yet" in fig.axes[0].texts[0].get_text()
     plt.close(fig)
+
+
+def test_plot_command_writes_six_pngs_into_the_work_directory(dsice, cli):
+    proc = cli("plot", str(dsice))
+    assert proc.returncode == 0, proc.stderr
+    out = dsice.parent / "work" / "plots"
+    written = [Path(line) for line in proc.stdout.splitlines()]
+    assert [p.name for p in written] == [*plots.FILES, *plots_search.FILES]
+    assert all(p.parent == out and p.read_bytes()[:8] == PNG for p in written)
+    proc = cli("plot", str(dsice.parent / "work" / "state.db"))       # the database: same place
+    assert proc.returncode == 0 and proc.stdout.splitlines()[0] == str(out / "objective.png")
+    proc = cli("plot", "postgresql://nobody@localhost/none")
+    assert proc.returncode == 2 and "needs --out" in proc.stderr
