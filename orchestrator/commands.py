@@ -167,11 +167,16 @@ Exporter = Callable[[dict[str, Any], argparse.Namespace], str]
 
 def export_args(p: argparse.ArgumentParser) -> None:
     add_target(p)
-    p.add_argument("--format", choices=tuple(EXPORTERS), default="csv",
-                   help="csv (one row per evaluation, default) or json (everything)")
+    p.add_argument("--format", choices=(*EXPORTERS, "optuna"), default="csv",
+                   help="csv (one row per evaluation, default), json (everything) or optuna "
+                        "(an Optuna study in --storage)")
     p.add_argument("--json", dest="format", action="store_const", const="json",
                    help="same as --format json")
     p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    p.add_argument("--storage", metavar="URL",
+                   help="optuna: the Optuna storage to write the study to (sqlite:///optuna.db)")
+    p.add_argument("--study-name", metavar="NAME",
+                   help="optuna: the study's name (default: the experiment's)")
 
 
 def export_csv(data: dict[str, Any]) -> str:
@@ -217,6 +222,8 @@ EXPORTERS: dict[str, Exporter] = {
 
 
 def export(args: argparse.Namespace) -> int:
+    if args.format == "optuna":
+        return _export_optuna(args)
     data = queries.query(args.target, queries.export)
     text = EXPORTERS[args.format](data, args)
     if args.out is None:
@@ -227,6 +234,15 @@ def export(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CannotWrite(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {len(data['evaluations'])} evaluations to {args.out}", file=sys.stderr)
+    return exitcodes.OK
+
+
+def _export_optuna(args: argparse.Namespace) -> int:
+    from . import optuna_export
+    if not args.storage:
+        raise UsageError("export --format optuna needs --storage URL (e.g. sqlite:///optuna.db)")
+    name, count = optuna_export.export(args.target, args.storage, args.study_name)
+    print(f"wrote {count} trials to study {name!r} in {args.storage}", file=sys.stderr)
     return exitcodes.OK
 
 
