@@ -78,6 +78,8 @@ def write_study(search: dict[str, Any], storage: str, study_name: str | None = N
     name = study_name or search["experiment"]
     direction = "minimize" if search["minimize"] else "maximize"
     built = trials(search)           # checks every value before anything is written
+    quiet = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)    # our one line says what was done
     try:
         study = optuna.create_study(storage=storage, study_name=name, direction=direction)
     except optuna.exceptions.DuplicatedStudyError:
@@ -85,6 +87,8 @@ def write_study(search: dict[str, Any], storage: str, study_name: str | None = N
                          "--study-name or delete it (optuna delete-study)") from None
     except (ValueError, ImportError, SQLAlchemyError) as exc:
         raise UsageError(f"--storage {storage}: {str(exc).splitlines()[0]}") from None
+    finally:
+        optuna.logging.set_verbosity(quiet)
     study.set_user_attr("orchestrator_experiment", search["experiment"])
     study.set_user_attr("objective", search["objective"])
     study.set_user_attr("strategy", search["strategy"])

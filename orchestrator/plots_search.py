@@ -216,7 +216,7 @@ def parallel(plt: Any, data: dict[str, Any]) -> Any:
     ax.set_yticks([])
     failed = len(data["evaluations"]) - len(ok)
     note = f"; {failed} failed points have no line" if failed else ""
-    ax.set_title(f"{data['experiment']}: parallel coordinates ({len(ok)} values, the best "
-                 f"brightest{note})")
+    ax.set_title(f"{data['experiment']}: parallel coordinates\n"
+                 f"{len(ok)} values, the best brightest{note}", fontsize="medium")
     fig.tight_layout()
     return fig

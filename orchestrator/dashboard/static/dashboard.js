@@ -110,6 +110,8 @@ function drawDetail(view) {
   watch.textContent = watchLine(s);
   watch.className = masterWatching(s) ? "banner" : "banner stale";
   setText("progress-done", progressText(p));
+  setText("progress-note", p.total === null ? "points measured; the total is not known in " +
+    "advance" : `points measured or given up (${s.failed_points} failed)`);
   document.querySelector("#progress-bar div").style.width =
     p.total ? `${Math.round(100 * p.done / p.total)}%` : "0";
   setText("progress-best", p.best ? num(p.best.value) : "-");
