@@ -11,7 +11,7 @@ optuna is optional (``.[optuna]``) and imported only here.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,8 +38,7 @@ def _local_naive(stamp: str | None) -> datetime | None:
     """Optuna keeps trial times as naive local datetimes (``datetime.now()``)."""
     if stamp is None:
         return None
-    moment = datetime.fromisoformat(stamp.replace("Z", "+00:00")).astimezone(timezone.utc)
-    return moment.astimezone().replace(tzinfo=None)
+    return datetime.fromisoformat(stamp).astimezone().replace(tzinfo=None)
 
 
 def _user_attrs(e: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ class PandasUnavailable(OrchestratorError):
 
 
 def _when(stamp: str | None) -> datetime | None:
-    return None if stamp is None else datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return None if stamp is None else datetime.fromisoformat(stamp)
 
 
 @dataclass(frozen=True)

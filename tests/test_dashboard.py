@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import text
+from sqlalchemy.exc import InternalError, OperationalError
 
 from orchestrator import queries
 from orchestrator.dashboard import DashboardError, app, figures, sources
@@ -25,6 +26,7 @@ from orchestrator.search_view import search_data
 from .browser import Browser, chromium_binary
 from .conftest import BASE_CONFIG, DEFAULTS, ROOT
 from .test_plots_search import DSICE_SPACE, start
+from .test_postgres import pg_config, pg_url  # noqa: F401  (a fresh PostgreSQL database)
 
 pytest.importorskip("bottle")
 pytest.importorskip("plotly")
@@ -264,3 +266,29 @@ def test_figures_follow_the_data(campaign):
     assert cap["line"]["color"] != figures.FAILED and cap["y"] == [plot["cap"]] * 2
     assert next(t for t in slots["data"] if t["name"] == "queued")["yaxis"] == "y2"
     json.dumps(figures.all_figures(plot, search), allow_nan=False)     # what the page gets
+
+
+@pytest.mark.postgres
+def test_dashboard_on_postgresql_reads_in_read_only_transactions(write_config, pg_url, cli,  # noqa: F811
+                                                                  dashboards):
+    path = pg_config(write_config, pg_url, name="pg")
+    proc = cli("start", str(path))
+    assert proc.returncode == 0, proc.stderr
+    dashboards.append(d := Dashboard(path))
+    code, body = d.get("/api/experiments")
+    (listed,) = json.loads(body)["experiments"]
+    assert code == 200 and listed["progress"]["done"] == 12 and listed["progress"]["total"] == 12
+    code, body = d.get(f"/api/e/{listed['slug']}")
+    page = json.loads(body)
+    assert code == 200 and page["status"]["state"] == "finished"
+    assert len(page["figures"]["objective"]["data"][0]["x"]) == 12
+    source = sources.discover(str(path))[0]
+    reader = sources.Reader()
+    try:
+        def write_attempt(s, exp):
+            s.execute(text("CREATE TABLE intruder (i integer)"))
+            return {}
+        with pytest.raises(InternalError, match="read-only transaction"):
+            reader.read(source, write_attempt)
+    finally:
+        reader.close()
