@@ -21,15 +21,40 @@ def _stage_of_points(stages: list[Stage]) -> dict[str, tuple[int, int | None]]:
     return out
 
 
+def _stage_records(exp: Experiment, stage_rows: list[Stage]) -> list[dict[str, Any]]:
+    return [{"number": st.number, "level": st.level, "base": st.base,
+             "base_params": params_of(exp, st.base), "points": st.points, "best": st.best,
+             "best_value": st.best_value, "moved": st.moved, "recorded_at": iso(st.recorded_at)}
+            for st in stage_rows]
+
+
+def _stage_rows(s: Session, exp: Experiment) -> list[Stage]:
+    return list(s.execute(select(Stage).where(Stage.experiment_id == exp.id)
+                          .order_by(Stage.number)).scalars())
+
+
+def _space(exp: Experiment) -> dict[str, Any]:
+    definition = exp.definition
+    return {"experiment": exp.name, "state": exp.state, "strategy": definition.get("strategy"),
+            "objective": definition["objective"]["key"], "minimize": minimizes(exp),
+            "parameters": list(definition["parameter_order"]),
+            "candidates": {n: list(definition["parameters"][n])
+                           for n in definition["parameter_order"]}}
+
+
+def stage_path(s: Session, exp: Experiment) -> dict[str, Any]:
+    """The space and the finished stages only (what the DSICE path needs): a read that stays
+    short however many evaluations there are."""
+    return {**_space(exp), "stages": _stage_records(exp, _stage_rows(s, exp))}
+
+
 def search_data(s: Session, exp: Experiment) -> dict[str, Any]:
     """Evaluations in the order their outcomes were recorded (``order`` 1, 2, ...), each with
     its history number ``n`` (the order the search asked for it), and the finished stages."""
-    definition = exp.definition
     rows = s.execute(select(Point, Evaluation).join(Evaluation)
                      .where(Point.experiment_id == exp.id).order_by(Point.id)).all()
     history_number = {point.id: n for n, (point, _) in enumerate(rows, 1)}
-    stage_rows = list(s.execute(select(Stage).where(Stage.experiment_id == exp.id)
-                                .order_by(Stage.number)).scalars())
+    stage_rows = _stage_rows(s, exp)
     stage_of = _stage_of_points(stage_rows)
     attempt_ids = [ev.attempt_id for _, ev in rows if ev.attempt_id is not None]
     attempts = {a.id: a for a in s.execute(select(Attempt).where(
@@ -47,14 +72,5 @@ def search_data(s: Session, exp: Experiment) -> dict[str, Any]:
             "job_id": attempt.job_id if attempt else None,
             "started_at": iso(attempt.started_at) if attempt else None,
             "recorded_at": iso(ev.recorded_at)})
-    return {
-        "experiment": exp.name, "state": exp.state, "strategy": definition.get("strategy"),
-        "objective": definition["objective"]["key"], "minimize": minimizes(exp),
-        "parameters": list(definition["parameter_order"]),
-        "candidates": {n: list(definition["parameters"][n]) for n in definition["parameter_order"]},
-        "evaluations": evaluations,
-        "stages": [{"number": st.number, "level": st.level, "base": st.base,
-                    "base_params": params_of(exp, st.base), "points": st.points,
-                    "best": st.best, "best_value": st.best_value, "moved": st.moved,
-                    "recorded_at": iso(st.recorded_at)} for st in stage_rows],
-    }
+    return {**_space(exp), "evaluations": evaluations,
+            "stages": _stage_records(exp, stage_rows)}

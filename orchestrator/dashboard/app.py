@@ -8,6 +8,7 @@ import importlib.util
 import ipaddress
 import json
 import socketserver
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -17,14 +18,13 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import OrchestratorError
-from ..store import StoreError
 from . import sources
 
 STATIC = Path(__file__).parent / "static"
 PAGE_FILES = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
 TOKEN_HEADER = "HTTP_X_ORCHESTRATOR_TOKEN"
 # Shown on the page instead of the experiment (a corrupt or foreign database, a server down).
-UNREADABLE = (SQLAlchemyError, StoreError, OSError)
+UNREADABLE = (SQLAlchemyError, OSError)
 
 
 class DashboardError(OrchestratorError):
@@ -114,11 +114,16 @@ def build_app(target: str, reader: sources.Reader) -> Any:
         source = next((s for s in sources.discover(target) if s.slug == slug), None)
         if source is None:
             raise bottle.HTTPError(404, "no such experiment")
+        started = time.perf_counter()
         try:
-            view = reader.read(source, sources.snapshot)
+            read = reader.read(source, sources.snapshot)
         except UNREADABLE as exc:
-            view = {"error": str(exc).splitlines()[0]}
-        return json_response({"slug": slug, "label": source.label, **view})
+            read = {"error": str(exc).splitlines()[0]}
+        # The page waits at least ten times this long before its next refresh (dashboard.js),
+        # so that a large experiment's reads never hold the database for long stretches.
+        read_s = round(time.perf_counter() - started, 3)
+        return json_response({"slug": slug, "label": source.label, "read_s": read_s,
+                              **sources.page(read)})
 
     return app
 

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from .. import queries
 from ..config import ConfigError, load_config
 from ..models import Experiment
-from ..search_view import search_data
+from ..search_view import stage_path
 from ..store import make_engine, retry_locked, sqlite_path
 from . import figures
 
@@ -144,11 +144,18 @@ def summary(s: Session, exp: Experiment) -> dict[str, Any]:
 
 
 def snapshot(s: Session, exp: Experiment) -> dict[str, Any]:
-    """Everything one experiment's page shows, from one read."""
+    """What one experiment's page shows, as plain data, from one read. Only what the page
+    draws is read, and the figures are built after the read (``page``): the read holds
+    SQLite's shared lock, and the master waits for it to commit."""
     status = queries.status(s, exp)
-    plot = queries.plot_data(s, exp)
-    search = search_data(s, exp)
-    return {"status": status, "progress": progress(status),
-            "stages": queries.stages(s, exp), "queue": queries.queue(s, exp),
+    return {"status": status, "progress": progress(status), "queue": queries.queue(s, exp),
             "events": queries.events(s, exp, RECENT_EVENTS),
-            "figures": figures.all_figures(plot, search)}
+            "plot": queries.plot_data(s, exp), "path": stage_path(s, exp)}
+
+
+def page(read: dict[str, Any]) -> dict[str, Any]:
+    """The page's JSON from a snapshot: the plot data turned into Plotly figures."""
+    if "plot" not in read:
+        return read                   # nothing to show yet, or an error
+    shown = {k: v for k, v in read.items() if k not in ("plot", "path")}
+    return {**shown, "figures": figures.all_figures(read["plot"], read["path"])}

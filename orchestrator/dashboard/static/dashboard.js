@@ -7,6 +7,9 @@ const query = new URLSearchParams(location.search);
 const token = query.get("token");
 const REFRESH_WATCHED_MS = 2000;     // a master is running: results arrive
 const REFRESH_IDLE_MS = 10000;       // nobody is writing; still notice a master that starts
+// A refresh's read holds SQLite's shared lock (the master waits for it to commit): wait at
+// least this many times as long as the last read took, so reads take at most a tenth of the time.
+const READ_SHARE_INVERSE = 10;
 let chosen = query.get("e");
 let refreshes = 0;
 
@@ -158,21 +161,28 @@ function drawList(listing) {
 
 async function refresh() {
   let watched = false;
+  let delay = REFRESH_IDLE_MS;
   try {
     if (!chosen) {
       const listing = await api("api/experiments");
       if (listing.single && listing.experiments.length === 1) chosen = listing.experiments[0].slug;
       else watched = drawList(listing);
     }
-    if (chosen) watched = drawDetail(await api(`api/e/${chosen}`));
+    let readMs = 0;
+    if (chosen) {
+      const view = await api(`api/e/${chosen}`);
+      readMs = 1000 * (view.read_s || 0);
+      watched = drawDetail(view);
+    }
     refreshes += 1;
     document.body.dataset.refreshes = String(refreshes);
-    const every = (watched ? REFRESH_WATCHED_MS : REFRESH_IDLE_MS) / 1000;
-    setText("updated", `updated ${new Date().toLocaleTimeString()}, every ${every} s`);
+    delay = Math.max(watched ? REFRESH_WATCHED_MS : REFRESH_IDLE_MS, READ_SHARE_INVERSE * readMs);
+    setText("updated", `updated ${new Date().toLocaleTimeString()}, ` +
+      `every ${Math.round(delay / 100) / 10} s`);
   } catch (err) {
     showProblem(`cannot reach the dashboard server (${err.message}); retrying`);
   }
-  setTimeout(refresh, watched ? REFRESH_WATCHED_MS : REFRESH_IDLE_MS);
+  setTimeout(refresh, delay);
 }
 
 refresh();
