@@ -9,6 +9,7 @@ from pathlib import Path
 from . import exitcodes
 from .config import Config, load_config
 from .errors import OrchestratorError
+from .files import write_atomic
 from .output import add_target
 
 
@@ -28,9 +29,12 @@ def start(args: argparse.Namespace) -> int:
 
 
 def _run(config: Config, *, quiet: bool) -> int:
+    from . import queries
     from .master import Master, MasterError
     from .progress import Progress
-    master = Master(config, progress=Progress(sys.stderr, quiet=quiet))
+    progress = Progress(sys.stderr, quiet=quiet,
+                        overview=lambda: queries.query(config.database_url, queries.status))
+    master = Master(config, progress=progress)
     try:
         return master.run()
     except MasterError as exc:
@@ -76,8 +80,4 @@ def _detach(config: Config, *, quiet: bool) -> int:
 
 
 def _write_pid(path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{os.getpid()}\n")
-    os.replace(tmp, path)
+    write_atomic(path, f"{os.getpid()}\n")
