@@ -119,9 +119,14 @@ def status(args: argparse.Namespace) -> int:
 
     def refresh() -> tuple[str, bool]:
         data = read_status(args.target)
-        text = format_record(args, data, status_pairs(data), value=data["state"])
+        if args.format == "json":       # one document per line (JSON Lines) for a stream
+            text = json.dumps(data, sort_keys=True, default=str)
+        else:
+            text = format_record(args, data, status_pairs(data), value=data["state"])
         return text, ended(data["state"], data["master"])
-    return watch(refresh, args.watch, f"orchestrator status {args.target}")
+    # Only people get the header line; a stream for a program has the data alone.
+    title = f"orchestrator status {args.target}" if args.format == "table" else None
+    return watch(refresh, args.watch, title)
 
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"           # queries.iso's format
@@ -183,6 +188,10 @@ def best(args: argparse.Namespace) -> int:
         raise UsageError("--top must be at least 1")
     data = queries.query(args.target, lambda s, exp: queries.best(s, exp, args.top))
     b = data["best"]
+    top_columns = ["evaluation", "value", "params", "found_at"]
+    if args.format == "value" and args.top > 1:      # a shell asked for N rows of values
+        show_rows(args, data["top"], top_columns, empty="")
+        return exitcodes.OK
     if b is None:
         if args.format == "table":
             print(f"no successful evaluation yet in {data['experiment']} ({data['state']})")
@@ -199,10 +208,9 @@ def best(args: argparse.Namespace) -> int:
         ("run dir", b["run_dir"]),
         ("metrics", b["metrics"]),
     ], value=b["value"])
-    if args.top > 1 and args.format in ("table", "value"):
-        if args.format == "table":
-            print()
-        show_rows(args, data["top"], ["evaluation", "value", "params", "found_at"], empty="")
+    if args.top > 1 and args.format == "table":
+        print()
+        show_rows(args, data["top"], top_columns, empty="")
     return exitcodes.OK
 
 

@@ -48,10 +48,10 @@ def last_heartbeat(s: Session, exp: Experiment) -> datetime | None:
 
 # ---- status --watch ----------------------------------------------------------------------------
 
-def watch(read: Callable[[], tuple[str, bool]], interval: float, title: str, *,
+def watch(read: Callable[[], tuple[str, bool]], interval: float, title: str | None, *,
           out: TextIO | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
     """Show ``read()``'s text every ``interval`` seconds until it says the experiment ended
-    (its second value) or Ctrl-C."""
+    (its second value) or Ctrl-C; under a header line naming ``title``, unless None."""
     out = out or sys.stdout
     tty = is_tty(out)
     try:
@@ -60,11 +60,14 @@ def watch(read: Callable[[], tuple[str, bool]], interval: float, title: str, *,
                 text, finished = read()
             except NoExperiment as exc:
                 text, finished = f"waiting: {exc}", False
-            header = f"every {interval:g} s: {title}    {datetime.now():%H:%M:%S}"
+            lines = [] if title is None else [
+                fit(f"every {interval:g} s: {title}    {datetime.now():%H:%M:%S}",
+                    terminal_width()), ""]
+            shown = "\n".join([*lines, text])
             if tty:
-                out.write(HOME_AND_CLEAR + fit(header, terminal_width()) + "\n\n" + text + "\n")
-            else:
-                out.write(header + "\n" + text + "\n\n")
+                out.write(HOME_AND_CLEAR + shown + "\n")
+            else:               # a blank line between blocks people read; none in a data stream
+                out.write(shown + ("\n\n" if title else "\n"))
             out.flush()
             if finished:
                 return exitcodes.OK
