@@ -204,7 +204,7 @@ def utilisation(plt: Any, data: dict[str, Any]) -> Any:
     fig, (ax, below) = plt.subplots(2, 1, figsize=(9, 5.2), sharex=True,
                                     gridspec_kw={"height_ratios": [3, 1.2]})
     xs = [t / scale for t in times]
-    ax.fill_between(xs, running, step="post", alpha=0.55, color=COLOURS["running"],
+    ax.fill_between(xs, running, step="post", alpha=0.55, color=COLOURS[AttemptState.RUNNING],
                     label="running")
     ax.axhline(data["cap"], color="black", linestyle="--", linewidth=1,
                label=f"cap {data['cap']}")

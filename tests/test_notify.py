@@ -94,3 +94,57 @@ def test_bad_notify_sections_are_one_line_errors(write_config, table, message):
 def test_a_valid_notify_section_loads(write_config):
     config = load_config(write_config(extra='[notify]\ncommand = "mail -s done me@example.org"\n'))
     assert config.model.notify is not None and config.model.notify.timeout == 30.0
+
+
+# ---- the master runs it --------------------------------------------------------------------
+
+NOTIFY = '[notify]\ncommand = "./tell-team.sh --channel tuning"\n'
+FAILING_SETUP = """
+[setup]
+command = "{{python}} -m jobs.examples.synthetic_setup --fail-attempts 9"
+retries = 0
+infra_retries = 0
+"""
+
+
+def events_of(path: Path) -> list[dict]:
+    from orchestrator import queries
+    return queries.query(str(path), lambda s, exp: queries.events(s, exp, 100))
+
+
+def test_master_notifies_when_the_experiment_finishes(write_config, recorder, tmp_path, cli):
+    path = write_config(extra=NOTIFY)
+    proc = cli("start", str(path), env={"NOTIFY_OUT": str(tmp_path / "received")})
+    assert proc.returncode == 0, proc.stderr
+    received = (tmp_path / "received").read_text().splitlines()
+    assert received == ["--channel", "tuning", "t", "finished", "0.0"]
+    kinds = [e["kind"] for e in events_of(path)]
+    assert kinds[-2:] == ["finished", "notified"]
+    assert events_of(path)[-1]["message"] == "notify command ./tell-team.sh ran: sent"
+
+
+def test_master_notifies_when_the_experiment_fails(write_config, recorder, tmp_path, cli):
+    path = write_config(extra=NOTIFY + FAILING_SETUP.format())
+    proc = cli("start", str(path), env={"NOTIFY_OUT": str(tmp_path / "received")})
+    assert proc.returncode == 1
+    assert (tmp_path / "received").read_text().splitlines()[-3:] == ["t", "failed", "-"]
+    assert [e["kind"] for e in events_of(path)][-2:] == ["experiment-failed", "notified"]
+
+
+def test_a_failing_notifier_changes_no_outcome(write_config, tmp_path, cli):
+    path = write_config(extra='[notify]\ncommand = "sh -c \'exit 4\'"\n')
+    proc = cli("start", str(path))
+    assert proc.returncode == 0, proc.stderr
+    last = events_of(path)[-1]
+    assert last["kind"] == "notify-failed" and "exited with 4" in last["message"]
+    status = cli("status", str(path), "--format", "value")
+    assert status.stdout.strip() == "finished"
+
+
+def test_start_refuses_a_notifier_that_cannot_run(write_config, tmp_path, cli):
+    path = write_config(extra='[notify]\ncommand = "./no-such-notifier"\n')
+    proc = cli("start", str(path))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().endswith("notify.command: ./no-such-notifier is not an "
+                                        "executable program")
+    assert proc.stderr.count("\n") == 1 and not (tmp_path / "work" / "trials").exists()

@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from .. import plots
+from ..states import AttemptState
 
 FAILED = plots.FAILED_STATES_COLOUR
-RUNNING = plots.COLOURS["running"]
-OUTCOME_COLOURS = {"succeeded": plots.COLOURS["succeeded"], "failed": FAILED,
-                   "running": RUNNING, "cancelled": plots.COLOURS["cancelled"]}
+RUNNING = plots.COLOURS[AttemptState.RUNNING]
+OUTCOME_COLOURS = {**plots.COLOURS, AttemptState.FAILED: FAILED}
+QUEUED = "queued"                 # a bar's part before the job started, not an attempt state
 # A browser keeps up with a few thousand bars; older attempts are left out beyond that.
 MAX_TIMELINE_BARS = 3000
 MARGIN = {"l": 60, "r": 20, "t": 40, "b": 80}
@@ -138,14 +139,15 @@ def timeline(plot: dict[str, Any]) -> dict[str, Any]:
     for a, (start, end), lane in zip(jobs, spans, lanes):
         run_from = a["started"] if a["started"] is not None else end
         if run_from > start:
-            bar("queued", lane, start, run_from, a["label"])
+            bar(QUEUED, lane, start, run_from, a["label"])
         if a["started"] is not None:
-            bar("failed" if a["failure"] else a["state"], lane, run_from, end, a["label"])
-    data = [{"type": "bar", "orientation": "h", "name": key, **g, "hoverinfo": "text+name",
-             "textposition": "none",
-             "marker": {"color": plots.QUEUED_COLOUR if key == "queued"
+            bar(AttemptState.FAILED if a["failure"] else a["state"], lane, run_from, end,
+                a["label"])
+    data = [{"type": "bar", "orientation": "h", "name": str(key), **g,
+             "hoverinfo": "text+name", "textposition": "none",
+             "marker": {"color": plots.QUEUED_COLOUR if key == QUEUED
                         else OUTCOME_COLOURS.get(key, "#9467bd")},
-             "width": 0.4 if key == "queued" else 0.8} for key, g in groups.items()]
+             "width": 0.4 if key == QUEUED else 0.8} for key, g in groups.items()]
     note = f", the {left_out} oldest left out" if left_out else ""
     return {"data": data, "layout": _layout(
         f"job timeline ({len(jobs)} attempts{note})", barmode="overlay",
