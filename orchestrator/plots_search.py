@@ -14,6 +14,7 @@ BASE_COLOUR = "black"
 LINE_SEARCH_COLOUR = "#1f77b4"
 OTHER_POINT_COLOUR = "#b0b0b0"
 MAX_TICKS = 9
+PANELS_PER_ROW = 3
 
 
 def write_all(data: dict[str, Any], out_dir: Path) -> list[Path]:
@@ -47,10 +48,11 @@ def _label(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _value_axis(ax: Any, data: dict[str, Any], values: list[float]) -> None:
+def _value_axis(ax: Any, data: dict[str, Any], values: list[float], labelled: bool) -> None:
     if _wants_log(values):
         ax.set_yscale("log")
-    ax.set_ylabel(data["objective"])
+    if labelled:                 # the first panel of each row: the others share its meaning
+        ax.set_ylabel(data["objective"])
 
 
 def _failed_on_edge(ax: Any, xs: list[float]) -> None:
@@ -60,7 +62,7 @@ def _failed_on_edge(ax: Any, xs: list[float]) -> None:
                    color=plots.FAILED_STATES_COLOUR, s=22, label="failed point", clip_on=False)
 
 
-def _grid_of_axes(plt: Any, count: int, per_row: int = 3, size: tuple[float, float] = (4.0, 3.3)
+def _grid_of_axes(plt: Any, count: int, per_row: int = PANELS_PER_ROW, size: tuple[float, float] = (4.0, 3.3)
                   ) -> tuple[Any, list[Any]]:
     cols = min(per_row, max(1, count))
     rows = math.ceil(max(1, count) / cols)
@@ -86,13 +88,14 @@ def slices(plt: Any, data: dict[str, Any]) -> Any:
     ok = [e for e in evs if e["value"] is not None]
     values = [e["value"] for e in ok]
     scatter = None
-    for ax, name in zip(axes, names):
+    per_row = min(PANELS_PER_ROW, len(names))
+    for k, (ax, name) in enumerate(zip(axes, names)):
         candidates = data["candidates"][name]
         numeric = _numeric(candidates)
         if ok:
             scatter = ax.scatter([_slice_x(e, name, candidates) for e in ok], values, c=[e["order"] for e in ok],
                                  cmap="viridis", s=18, alpha=0.8, vmin=1, vmax=len(evs))
-            _value_axis(ax, data, values)
+            _value_axis(ax, data, values, labelled=k % per_row == 0)
         _failed_on_edge(ax, [_slice_x(e, name, candidates) for e in evs if e["value"] is None])
         if numeric:
             if _log_candidates([float(c) for c in candidates]):
