@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from . import admin_commands, commands, completion, exitcodes, master_commands, simulate, starter
+from .dashboard import command as dashboard_command
 from .config import ConfigError
 from .errors import OrchestratorError
 from .version import __version__
@@ -45,7 +46,8 @@ COMMANDS: tuple[Command, ...] = (
             commands.events_args, commands.events),
     Command("export", "all evaluations with parameters, value, metrics and attempts",
             commands.export_args, commands.export),
-    Command("plot", "PNG plots: objective, job timeline, slot utilisation",
+    Command("plot", "PNG plots: objective, job timeline, slot use, slices, DSICE path, "
+            "parallel coordinates",
             commands.plot_args, commands.plot),
     Command("stop", "ask the running master to exit at its next cycle (jobs keep running)",
             admin_commands.wait_args, admin_commands.stop),
@@ -53,6 +55,8 @@ COMMANDS: tuple[Command, ...] = (
             admin_commands.wait_args, admin_commands.cancel),
     Command("retry", "give a failed point a new budget (the master must be stopped)",
             admin_commands.retry_args, admin_commands.retry),
+    Command("dashboard", "a live read-only web page of one experiment or of all under a directory",
+            dashboard_command.dashboard_args, dashboard_command.dashboard),
     Command("simulate", "run the experiment against a simulated cluster on a virtual clock",
             simulate.simulate_args, simulate.simulate),
     Command("init", "write a commented starter config for a trial command and a scheduler",

@@ -17,9 +17,12 @@ from typing import Any
 
 from . import exitcodes, queries
 from .errors import CannotWrite, UsageError
+from .config import load_config
 from .live import add_watch, ended, follow, last_heartbeat, watch
 from .output import add_format, add_target, format_record, show_record, show_rows
 from .render import counts, duration, measured
+from .search_view import search_data
+from .store import sqlite_path
 
 
 def read_args(p: argparse.ArgumentParser) -> None:
@@ -238,11 +241,16 @@ Exporter = Callable[[dict[str, Any], argparse.Namespace], str]
 
 def export_args(p: argparse.ArgumentParser) -> None:
     add_target(p)
-    p.add_argument("--format", choices=tuple(EXPORTERS), default="csv",
-                   help="csv (one row per evaluation, default) or json (everything)")
+    p.add_argument("--format", choices=(*EXPORTERS, "optuna"), default="csv",
+                   help="csv (one row per evaluation, default), json (everything) or optuna "
+                        "(an Optuna study in --storage)")
     p.add_argument("--json", dest="format", action="store_const", const="json",
                    help="same as --format json")
     p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
+    p.add_argument("--storage", metavar="URL",
+                   help="optuna: the Optuna storage to write the study to (sqlite:///optuna.db)")
+    p.add_argument("--study-name", metavar="NAME",
+                   help="optuna: the study's name (default: the experiment's)")
 
 
 def export_csv(data: dict[str, Any]) -> str:
@@ -288,6 +296,8 @@ EXPORTERS: dict[str, Exporter] = {
 
 
 def export(args: argparse.Namespace) -> int:
+    if args.format == "optuna":
+        return _export_optuna(args)
     data = queries.query(args.target, queries.export)
     text = EXPORTERS[args.format](data, args)
     if args.out is None:
@@ -301,14 +311,42 @@ def export(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def _export_optuna(args: argparse.Namespace) -> int:
+    from . import optuna_export
+    if not args.storage:
+        raise UsageError("export --format optuna needs --storage URL (e.g. sqlite:///optuna.db)")
+    name, count = optuna_export.export(args.target, args.storage, args.study_name)
+    print(f"wrote {count} trials to study {name!r} in {args.storage}", file=sys.stderr)
+    return exitcodes.OK
+
+
 def plot_args(p: argparse.ArgumentParser) -> None:
     add_target(p)
-    p.add_argument("--out", metavar="DIR", required=True, help="directory for the PNG files")
+    p.add_argument("--out", metavar="DIR",
+                   help="directory for the PNG files (default: plots/ in the experiment's work "
+                        "directory)")
+
+
+PLOTS_DIR = "plots"
+
+
+def default_plot_dir(target: str) -> Path:
+    """plots/ beside the experiment's state database (its work directory), or in the config's
+    work directory when the database is not a file (PostgreSQL)."""
+    db = sqlite_path(queries.database_url_of(target))
+    if db is not None:
+        return db.parent / PLOTS_DIR
+    if "://" not in target:
+        return load_config(target).work_dir / PLOTS_DIR
+    raise UsageError("plot of a database URL needs --out DIR")
 
 
 def plot(args: argparse.Namespace) -> int:
-    from . import plots
-    data = queries.query(args.target, queries.plot_data)   # read and closed before plotting
-    for path in plots.write_all(data, Path(args.out)):
+    from . import plots, plots_search
+    out = Path(args.out) if args.out else default_plot_dir(args.target)
+    # Read and closed before plotting.
+    data, search = queries.query(args.target, lambda s, exp: (queries.plot_data(s, exp),
+                                                              search_data(s, exp)))
+    for path in plots.write_all(data, out) + plots_search.write_all(search, out):
         print(path)
     return exitcodes.OK

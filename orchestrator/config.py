@@ -17,6 +17,8 @@ from typing import Annotated, Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
                       model_validator)
 
+from .notify import NotifySection
+
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 EXPERIMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 RESERVED_PLACEHOLDERS = {"python", "run_dir", "attempt", "result_file", "config_dir",
@@ -200,6 +202,7 @@ class ConfigModel(Strict):
     search: SearchSection = SearchSection()
     scheduler: SchedulerSection = SchedulerSection()
     simulate: SimulateSection | None = None
+    notify: NotifySection | None = None
 
     @field_validator("parameters")
     @classmethod

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from scheduler_adapters.base import Scheduler, SchedulerMisconfigured
 
 from . import exitcodes, ledger, queries
+from .announce import announce, check_notifier
 from .config import Config
 from .context import Context, MasterError
 from .faults import crash_point
@@ -99,6 +100,7 @@ class Master:
                 raise MasterError(f"experiment {self.config.name!r} is {state}"
                                   f"{': ' + message if message else ''}; "
                                   "start a new one with another name or work_dir")
+            check_notifier(self.config)   # a notifier that cannot run: fail before any work
             lease = self._claim(sessions, experiment_id)
             ctx = Context(self.config, sessions, experiment_id, instance, lease.holder,
                           self.clock, self.sleep)
@@ -158,6 +160,7 @@ class Master:
             crew.reconciler.poll()
             if crew.setup is not None and not crew.outputs.ready():
                 if isinstance(failed := crew.setup.advance(), Failed):
+                    announce(ctx, ExperimentState.FAILED, None)    # nothing measured yet
                     self._release(ctx)
                     self.progress.message(f"experiment failed: {failed.message}")
                     return exitcodes.ERROR
@@ -328,6 +331,8 @@ class Master:
             ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.FINISHED,
                                         at=ctx.now())
             ctx.event(s, "finished", f"experiment finished: best {summary['best']}", summary)
+        announce(ctx, ExperimentState.FINISHED,
+                 summary["best"]["value"] if summary["best"] else None)
         self._release(ctx)
         self.progress.finish(summary)
 

@@ -4,6 +4,7 @@ it is imported only here, when a plot is asked for."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,20 @@ def _pyplot() -> Any:
 
 
 def write_all(data: dict[str, Any], out_dir: Path) -> list[Path]:
+    return save_figures(out_dir, [(name, lambda plt, draw=draw: draw(plt, data))
+                                  for name, draw in zip(FILES, (objective, timeline, utilisation))])
+
+
+def save_figures(out_dir: Path, drawers: list[tuple[str, Callable[[Any], Any]]]) -> list[Path]:
+    """Draw each figure (a function of pyplot) and save it as ``out_dir/name``."""
     plt = _pyplot()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CannotWrite(f"cannot create {out_dir}: {exc.strerror or exc}") from None
     paths = []
-    for name, draw in zip(FILES, (objective, timeline, utilisation)):
-        fig = draw(plt, data)
+    for name, draw in drawers:
+        fig = draw(plt)
         path = out_dir / name
         try:
             fig.savefig(path, dpi=110)
@@ -81,6 +88,9 @@ def objective(plt: Any, data: dict[str, Any]) -> Any:
     if failed:
         ax.scatter(failed, [0.02] * len(failed), transform=ax.get_xaxis_transform(), marker="x",
                    color=FAILED_STATES_COLOUR, label="failed point")
+    # Points drawn in axes coordinates do not take part in autoscaling: fix the x range to
+    # every evaluation, or failures before the first value would fall outside the axes.
+    ax.set_xlim(0.5 - 0.02 * len(values), len(values) + 0.5 + 0.02 * len(values))
     for i, (number, at) in enumerate(data["stage_boundaries"]):
         ax.axvline(at + 0.5, color="grey", linestyle=":", linewidth=1,
                    label="stage end" if i == 0 else None)
@@ -98,7 +108,7 @@ def objective(plt: Any, data: dict[str, Any]) -> Any:
     return fig
 
 
-def _lanes(spans: list[tuple[float, float]]) -> list[int]:
+def pack_lanes(spans: list[tuple[float, float]]) -> list[int]:
     """Pack intervals into as few rows as possible (greedy by start), so the chart reads like
     slots; returns each interval's row."""
     order = sorted(range(len(spans)), key=lambda i: spans[i][0])
@@ -123,7 +133,7 @@ def timeline(plt: Any, data: dict[str, Any]) -> Any:
     jobs = [a for a in data["attempts"] if a["submitted"] is not None or a["started"] is not None]
     spans = [((a["submitted"] if a["submitted"] is not None else a["started"]),
               (a["ended"] if a["ended"] is not None else now)) for a in jobs]
-    lanes = _lanes(spans)
+    lanes = pack_lanes(spans)
     span = max([e for _, e in spans], default=now) or 1.0
     scale, unit = _time_unit(span)
     height = min(9.0, max(3.8, 0.18 * (max(lanes, default=0) + 1) + 1.8))
@@ -186,23 +196,29 @@ def busy_steps(attempts: list[dict[str, Any]], now: float
 
 
 def utilisation(plt: Any, data: dict[str, Any]) -> Any:
-    """Jobs running (and queued) against the cap over time, with the mean utilisation."""
+    """Jobs running (area, against the cap) over time, and below it, on the same time axis,
+    jobs queued at the scheduler; the title has the mean utilisation."""
     now = data["now_s"] or 0.0
     times, running, queued = busy_steps(data["attempts"], now)
     scale, unit = _time_unit(times[-1])
-    fig, ax = plt.subplots(figsize=(9, 4.3))
+    fig, (ax, below) = plt.subplots(2, 1, figsize=(9, 5.2), sharex=True,
+                                    gridspec_kw={"height_ratios": [3, 1.2]})
     xs = [t / scale for t in times]
-    ax.fill_between(xs, running, step="post", alpha=0.45, label="running")
-    ax.step(xs, queued, where="post", color="grey", linewidth=1, label="queued")
-    ax.axhline(data["cap"], color=FAILED_STATES_COLOUR, linestyle="--", label=f"cap {data['cap']}")
+    ax.fill_between(xs, running, step="post", alpha=0.55, color=COLOURS[AttemptState.RUNNING],
+                    label="running")
+    ax.axhline(data["cap"], color="black", linestyle="--", linewidth=1,
+               label=f"cap {data['cap']}")
     busy = sum((t1 - t0) * r for t0, t1, r in zip(times, times[1:], running))
     mean = busy / (data["cap"] * now) if now > 0 else math.nan
-    ax.set_ylim(0, max([data["cap"], *running, *queued]) * 1.15 + 0.5)
-    ax.set_xlabel(f"time since start ({unit})")
-    ax.set_ylabel("jobs")
+    ax.set_ylim(0, max([data["cap"], *running]) * 1.15 + 0.5)
+    ax.set_ylabel("jobs running")
     title = f"{data['experiment']}: slot utilisation"
     ax.set_title(title + ("" if math.isnan(mean) else f" (mean {mean:.0%} of the cap)"))
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3, fontsize="small",
-              frameon=False)
+    ax.legend(loc="upper right", fontsize="small")
+    below.fill_between(xs, queued, step="post", color=QUEUED_COLOUR, label="queued")
+    below.step(xs, queued, where="post", color="dimgrey", linewidth=1)
+    below.set_ylim(0, max(queued) * 1.2 + 0.5)
+    below.set_ylabel("queued")
+    below.set_xlabel(f"time since start ({unit})")
     fig.tight_layout()
     return fig

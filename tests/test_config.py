@@ -27,7 +27,7 @@ def test_fingerprint_ignores_settings_but_not_the_space(write_config):
 
 
 @pytest.mark.parametrize("overrides, expected", [
-    ({"extra": "[bogus]\nx = 1"}, "unknown key 'bogus' (valid keys: experiment, objective, parameters, scheduler, search, setup, simulate, trial)"),
+    ({"extra": "[bogus]\nx = 1"}, "unknown key 'bogus' (valid keys: experiment, notify, objective, parameters, scheduler, search, setup, simulate, trial)"),
     ({"search_extra": "colour = 1"}, "unknown key 'search.colour' (valid keys: constraint, mode, options, speculation, speculation_budget, strategy, variant)"),
     ({"parameters": 'x = { valeus = [1] }'}, "unknown key 'parameters.x.valeus' (valid keys: linear, log, values)"),
     ({"cap": '"many"'}, "scheduler.cap: Input should be a valid integer"),
