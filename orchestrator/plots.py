@@ -20,8 +20,9 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise CliError("plot needs matplotlib: pip install 'orchestrator[plot]' "
-                       "(or: pip install matplotlib)", exitcodes.ERROR) from None
+        raise CliError("plot needs matplotlib, a dependency of dsice-orchestrator: "
+                       "pip install matplotlib (or reinstall: pip install -e .)",
+                       exitcodes.ERROR) from None
     matplotlib.use("Agg")          # files only: no display needed, safe under cron
     import matplotlib.pyplot as plt
     return plt
