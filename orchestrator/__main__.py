@@ -8,7 +8,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from . import exitcodes      # imports nothing else: safe before the check
+from . import exitcodes  # imports nothing else: safe before the check
 
 SIBLINGS = ("search", "jobs", "scheduler_adapters")
 

@@ -12,11 +12,16 @@ from orchestrator.outcomes import TAIL_CHARS, output_tail
 from tests.conftest import ROOT
 
 
+def python_m_orchestrator(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m orchestrator` from a user's directory, the project on PYTHONPATH."""
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=60, check=False,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def test_a_search_py_in_the_working_directory_is_named_in_one_line(tmp_path):
     (tmp_path / "search.py").write_text("print('research code')\n")
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", "status", "exp.toml"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = python_m_orchestrator(tmp_path, "status", "exp.toml")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stdout == ""
     assert f"search ({tmp_path / 'search.py'}) hides orchestrator's own package" in proc.stderr
@@ -24,9 +29,7 @@ def test_a_search_py_in_the_working_directory_is_named_in_one_line(tmp_path):
 
 
 def test_without_shadowing_python_m_orchestrator_runs_the_cli(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "orchestrator", "status", "exp.toml"],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    proc = python_m_orchestrator(tmp_path, "status", "exp.toml")
     assert proc.returncode == 2 and "exp.toml: config file not found" in proc.stderr
 
 
@@ -81,7 +84,7 @@ def cli_parser():
 
 def test_every_install_hint_names_the_distribution():
     setup = (ROOT / "setup.cfg").read_text()
-    name = re.search(r"^name = (\S+)$", setup, re.M).group(1)
+    name = re.search(r"^name = (\S+)$", setup, re.MULTILINE).group(1)
     assert name == "dsice-orchestrator"
     tracked = subprocess.run(["git", "ls-files"], capture_output=True, text=True, cwd=ROOT,
                              check=True).stdout.split()
