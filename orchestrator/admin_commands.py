@@ -1,4 +1,4 @@
-"""The CLI's write commands: cancel, retry and stop an experiment.
+"""The CLI's write commands: cancel, retry and stop an experiment (listed in ``cli.COMMANDS``).
 
 They open the database read-write (``store.make_engine``: BEGIN IMMEDIATE, busy timeout) and
 keep each transaction to a few row updates, so a running master is never held up for long.
@@ -22,25 +22,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from scheduler_adapters.base import SchedulerError
 
 from . import exitcodes, queries
-from .cli import CliError, command
 from .config import Config, load_config
+from .errors import MasterRunning, NoExperiment, OrchestratorError, UsageError
 from .lease import request_stop
 from .models import ACTIVE_ATTEMPT_STATES, Attempt, Event, Experiment, Point, utcnow
+from .output import add_target
+from .render import point as point_text
 from .schedulers import build_scheduler
-from .store import make_engine, retry_locked, session_factory, sqlite_path
+from .store import find_experiment, make_engine, retry_locked, session_factory, sqlite_path
 
 WAIT_POLL_S = 0.2
-
-
-def _config_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", metavar="CONFIG", help="the experiment's TOML config")
 
 
 @contextmanager
 def _sessions(config: Config) -> Iterator[sessionmaker[Session]]:
     db = sqlite_path(config.database_url)
     if db is not None and not db.exists():
-        raise queries.no_experiment(db.parent)
+        raise NoExperiment(db.parent)
     # The journal mode must match the master's: switching a WAL database back would need it alone.
     engine = make_engine(config.database_url, journal=config.model.experiment.sqlite_journal)
     try:
@@ -50,14 +48,9 @@ def _sessions(config: Config) -> Iterator[sessionmaker[Session]]:
 
 
 def _experiment(s: Session, config: Config) -> Experiment:
-    try:
-        exp = s.execute(select(Experiment)).scalars().first()
-    except Exception as exc:
-        if "no such table" not in str(exc):
-            raise
-        exp = None
+    exp = find_experiment(s, config.database_url)
     if exp is None:
-        raise queries.no_experiment(config.database_url)
+        raise NoExperiment(config.database_url)
     return exp
 
 
@@ -86,8 +79,8 @@ def _wait_released(config: Config, timeout: float | None) -> bool:
         time.sleep(WAIT_POLL_S)
 
 
-def _wait_args(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
+def wait_args(p: argparse.ArgumentParser) -> None:
+    add_target(p, database_ok=False)
     p.add_argument("--wait", action="store_true", help="wait until the master has exited")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="with --wait: give up after this long (exit 1)")
@@ -97,17 +90,15 @@ def _after_wait(config: Config, args: argparse.Namespace, pid: int) -> int:
     if not args.wait:
         return exitcodes.OK
     if not _wait_released(config, args.timeout):
-        raise CliError(f"master pid {pid} is still running after {args.timeout:g} s",
-                       exitcodes.ERROR)
+        raise OrchestratorError(f"master pid {pid} is still running after {args.timeout:g} s")
     print(f"master pid {pid} has exited")
     return exitcodes.OK
 
 
 # ---- stop --------------------------------------------------------------------------------------
 
-@command("stop", "ask the running master to exit at its next cycle (jobs keep running)", _wait_args)
 def stop(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.target)
     experiment_id, master = queries.query(
         config.database_url, lambda s, exp: (exp.id, queries.master_info(s, exp)))
     if master is None or not master["alive"]:
@@ -125,10 +116,8 @@ def stop(args: argparse.Namespace) -> int:
 
 # ---- cancel ------------------------------------------------------------------------------------
 
-@command("cancel", "cancel the experiment and all its jobs (final: it cannot be resumed)",
-         _wait_args)
 def cancel(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.target)
     with _sessions(config) as sessions:
         decided = retry_locked(lambda: _mark_cancelled(sessions, config))
         if isinstance(decided, str):
@@ -183,9 +172,9 @@ def _cancel_jobs(sessions: sessionmaker[Session], config: Config) -> int:
                    if job_id or name in found]
         scheduler.cancel(job_ids)
     except SchedulerError as exc:
-        raise CliError(f"experiment {config.name} is cancelled, but its jobs could not be "
-                       f"cancelled at the scheduler ({exc}); run `cancel` again",
-                       exitcodes.ERROR) from None
+        raise OrchestratorError(f"experiment {config.name} is cancelled, but its jobs could not "
+                                f"be cancelled at the scheduler ({exc}); run `cancel` again"
+                                ) from None
     finally:
         scheduler.close()
     with sessions.begin() as s:
@@ -205,8 +194,8 @@ def _cancel_jobs(sessions: sessionmaker[Session], config: Config) -> int:
 
 # ---- retry -------------------------------------------------------------------------------------
 
-def _retry_args(p: argparse.ArgumentParser) -> None:
-    _config_arg(p)
+def retry_args(p: argparse.ArgumentParser) -> None:
+    add_target(p, database_ok=False)
     p.add_argument("point", metavar="POINT",
                    help="parameter values 'x=1,y=0.5' (every parameter) or a grid index '3,5,5'")
 
@@ -223,48 +212,47 @@ def _matches(text: str, value: Any) -> bool:
 
 
 def point_key_of(spec: str, definition: dict[str, Any]) -> str:
-    """The stored key ("3,5,5") of a point given as values or as an index; CliError if none."""
+    """The stored key ("3,5,5") of a point given as values or as an index; UsageError if none."""
     order: list[str] = definition["parameter_order"]
     values: dict[str, list[Any]] = definition["parameters"]
     if "=" not in spec:
         try:
             index = [int(i) for i in spec.split(",")]
         except ValueError:
-            raise CliError(f"point {spec!r}: give 'name=value,...' or an index like "
-                           f"'{','.join('0' * len(order))}'") from None
+            raise UsageError(f"point {spec!r}: give 'name=value,...' or an index like "
+                             f"'{','.join('0' * len(order))}'") from None
         inside = all(0 <= i < len(values[n]) for i, n in zip(index, order))
         if len(index) != len(order) or not inside:
-            raise CliError(f"point {spec!r} is not an index of the grid "
-                           f"({' x '.join(str(len(values[n])) for n in order)})")
+            raise UsageError(f"point {spec!r} is not an index of the grid "
+                             f"({' x '.join(str(len(values[n])) for n in order)})")
         return ",".join(map(str, index))
     given: dict[str, str] = {}
     for part in spec.split(","):
         name, sep, text = part.partition("=")
         if not sep or name.strip() not in values:
-            raise CliError(f"point {spec!r}: {part!r} is not name=value for a parameter "
-                           f"({', '.join(order)})")
+            raise UsageError(f"point {spec!r}: {part!r} is not name=value for a parameter "
+                             f"({', '.join(order)})")
         given[name.strip()] = text.strip()
     missing = [n for n in order if n not in given]
     if missing:
-        raise CliError(f"point {spec!r}: no value for {', '.join(missing)}")
+        raise UsageError(f"point {spec!r}: no value for {', '.join(missing)}")
     index = []
     for name in order:
         hit = next((i for i, v in enumerate(values[name]) if _matches(given[name], v)), None)
         if hit is None:
-            raise CliError(f"point {spec!r}: {given[name]} is not a value of {name} "
-                           f"({', '.join(map(str, values[name]))})")
+            raise UsageError(f"point {spec!r}: {given[name]} is not a value of {name} "
+                             f"({', '.join(map(str, values[name]))})")
         index.append(hit)
     return ",".join(map(str, index))
 
 
-@command("retry", "give a failed point a new budget (the master must be stopped)", _retry_args)
 def retry(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.target)
     with _sessions(config) as sessions:
         params, resumed = retry_locked(lambda: _reset_point(sessions, config, args.point))
     again = " the experiment is running again;" if resumed else ""
-    print(f"point {params} has a new budget;{again} `orchestrator start {args.config}` "
-          "measures it")
+    print(f"point {point_text(params)} has a new budget;{again} "
+          f"`orchestrator start {args.target}` measures it")
     return exitcodes.OK
 
 
@@ -274,20 +262,19 @@ def _reset_point(sessions: sessionmaker[Session], config: Config, spec: str
         exp = _experiment(s, config)
         master = queries.master_info(s, exp)
         if master is not None and master["alive"]:
-            raise CliError(f"master pid {master['pid']} on {master['host']} is running: stop the "
-                           f"master first (`orchestrator stop CONFIG --wait`)",
-                           exitcodes.ALREADY_RUNNING)
+            raise MasterRunning(f"master pid {master['pid']} on {master['host']} is running: stop "
+                                f"the master first (`orchestrator stop CONFIG --wait`)")
         if exp.state in ("cancelled", "failed"):
-            raise CliError(f"experiment {exp.name} is {exp.state}; a retry cannot revive it")
+            raise UsageError(f"experiment {exp.name} is {exp.state}; a retry cannot revive it")
         key = point_key_of(spec, exp.definition)
         point = s.execute(select(Point).where(Point.experiment_id == exp.id,
                                               Point.key == key)).scalars().first()
         if point is None:
-            raise CliError(f"point {spec!r} was never asked for by the search; nothing to retry")
+            raise UsageError(f"point {spec!r} was never asked for by the search; nothing to retry")
         evaluation = point.evaluation
         if point.state != "failed" or evaluation is None or evaluation.value is not None:
-            raise CliError(f"point {point.params} is {point.state}, not failed; only a failed "
-                           "point can be retried")
+            raise UsageError(f"point {point_text(point.params)} is {point.state}, not failed; "
+                             "only a failed point can be retried")
         s.delete(evaluation)
         point.program_failures = point.infra_failures = 0
         point.state = "pending"
@@ -295,6 +282,7 @@ def _reset_point(sessions: sessionmaker[Session], config: Config, spec: str
         resumed = exp.state == "finished"
         if resumed:
             exp.state, exp.finished_at = "running", None
-        _event(s, exp, "retry", f"point {point.params} given a new budget from {_who()}",
+        _event(s, exp, "retry",
+               f"point {point_text(point.params)} given a new budget from {_who()}",
                {"point": key, "budget_resets": point.budget_resets})
         return point.params, resumed

@@ -1,83 +1,91 @@
 """Command line: ``python -m orchestrator COMMAND ...`` (also the ``orchestrator`` script).
 
-Commands register themselves with ``@command``; each gets the parsed arguments and returns an
-exit code (see ``exitcodes``). Known errors become one line on stderr and a distinct exit code.
+Every command is one row of ``COMMANDS``: its name, its one-line help, a function that adds its
+arguments to an ``argparse`` parser, and a handler that gets the parsed arguments and returns an
+exit code (see ``exitcodes``). Command modules never import this one. Errors a person can act
+on (``errors.OrchestratorError``, ``config.ConfigError``) become one line on standard error and
+their exit code here, in ``main``, and nowhere else.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from . import exitcodes
+from . import admin_commands, commands, exitcodes, master_commands, simulate
 from .config import ConfigError
+from .errors import OrchestratorError
 
 Handler = Callable[[argparse.Namespace], int]
+Arguments = Callable[[argparse.ArgumentParser], None]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Command:
     name: str
     help: str
+    arguments: Arguments
     handler: Handler
-    configure: Callable[[argparse.ArgumentParser], None]
 
 
-REGISTRY: dict[str, Command] = {}
-
-
-def command(name: str, help: str,
-            configure: Callable[[argparse.ArgumentParser], None] = lambda p: None
-            ) -> Callable[[Handler], Handler]:
-    def register(handler: Handler) -> Handler:
-        REGISTRY[name] = Command(name, help, handler, configure)
-        return handler
-    return register
-
-
-class CliError(Exception):
-    """A user-facing error: one line, and the exit code to use."""
-
-    def __init__(self, message: str, code: int = exitcodes.USAGE) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def emit_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
-    sys.stdout.write("\n")
+COMMANDS: tuple[Command, ...] = (
+    Command("start", "start or resume an experiment",
+            master_commands.start_args, master_commands.start),
+    Command("status", "state, progress and best point of an experiment",
+            commands.read_args, commands.status),
+    Command("queue", "jobs in flight at the scheduler", commands.read_args, commands.queue),
+    Command("history", "every evaluation in order", commands.read_args, commands.history),
+    Command("stages", "the search's stages: base, level, points, best, duration",
+            commands.read_args, commands.stages),
+    Command("best", "the best point found so far, with its measurement",
+            commands.best_args, commands.best),
+    Command("events", "recent events of the experiment (oldest first)",
+            commands.events_args, commands.events),
+    Command("export", "all evaluations with parameters, value, metrics and attempts",
+            commands.export_args, commands.export),
+    Command("plot", "PNG plots: objective, job timeline, slot utilisation",
+            commands.plot_args, commands.plot),
+    Command("stop", "ask the running master to exit at its next cycle (jobs keep running)",
+            admin_commands.wait_args, admin_commands.stop),
+    Command("cancel", "cancel the experiment and all its jobs (final: it cannot be resumed)",
+            admin_commands.wait_args, admin_commands.cancel),
+    Command("retry", "give a failed point a new budget (the master must be stopped)",
+            admin_commands.retry_args, admin_commands.retry),
+    Command("simulate", "run the experiment against a simulated cluster on a virtual clock",
+            simulate.simulate_args, simulate.simulate),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator", description="Auto-tune expensive programs on batch clusters.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for cmd in REGISTRY.values():
+    for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
-        cmd.configure(p)
+        cmd.arguments(p)
         p.set_defaults(handler=cmd.handler)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from . import commands, master_commands, simulate  # noqa: F401  (they register commands)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        code: int = args.handler(args)
+        return code
+    except OrchestratorError as exc:
+        return _fail(str(exc), exc.code)
     except ConfigError as exc:
-        print(f"orchestrator: {exc}", file=sys.stderr)
-        return exitcodes.USAGE
-    except CliError as exc:
-        print(f"orchestrator: {exc}", file=sys.stderr)
-        return exc.code
+        return _fail(str(exc), exitcodes.USAGE)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return exitcodes.OK
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"orchestrator: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

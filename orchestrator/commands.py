@@ -1,6 +1,7 @@
-"""The CLI's read-only views of an experiment, for people (tables) and scripts (--json).
+"""The CLI's read-only views of an experiment, for people (tables) and scripts (--format).
 
 Each command is one short read (see ``queries``); all of them are safe while the master runs.
+Each has an argument function (``*_args``) and a handler; ``cli.COMMANDS`` lists them.
 """
 from __future__ import annotations
 
@@ -9,18 +10,20 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from . import exitcodes, queries
-from .cli import CliError, command, emit_json
-from .render import block, cell, counts, duration, table
+from .errors import CannotWrite, UsageError
+from .output import add_format, add_target, show_record, show_rows
+from .render import counts, duration, measured
 
 
-def _target(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", metavar="CONFIG",
-                   help="the experiment's config file (or its state database file or URL)")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+def read_args(p: argparse.ArgumentParser) -> None:
+    """What every read command takes: the target and the output format."""
+    add_target(p)
+    add_format(p)
 
 
 def _master_line(master: dict[str, Any] | None) -> str:
@@ -30,12 +33,6 @@ def _master_line(master: dict[str, Any] | None) -> str:
     stop = ", stop requested" if master["alive"] and master.get("stop_requested") else ""
     return (f"pid {master['pid']} on {master['host']}, {state}{stop}, "
             f"heartbeat {master['heartbeat_age_s']:.0f} s ago")
-
-
-def _point_line(params: dict[str, Any] | None, value: float | None) -> str:
-    if params is None:
-        return "-"
-    return f"{cell(params)} = {cell(value)}"
 
 
 def _estimate_line(est: dict[str, Any]) -> str:
@@ -52,12 +49,7 @@ def _estimate_line(est: dict[str, Any]) -> str:
     return "unknown" if not parts else ", ".join(parts) + f" ({est['basis']})"
 
 
-@command("status", "state, progress and best point of an experiment", _target)
-def status(args: argparse.Namespace) -> int:
-    data = queries.query(args.target, queries.status)
-    if args.json:
-        emit_json(data)
-        return exitcodes.OK
+def status_pairs(data: dict[str, Any]) -> list[tuple[str, Any]]:
     best = data["best"]
     util = data["utilisation"]
     pairs: list[tuple[str, Any]] = [
@@ -68,10 +60,10 @@ def status(args: argparse.Namespace) -> int:
     ]
     if data["stage"] is not None:
         pairs += [("stage", f"{data['stage']} (level {data['level']}), {data['stages_done']} done"),
-                  ("base", _point_line(data["base_params"], data["base_value"]))]
+                  ("base", measured(data["base_params"], data["base_value"]))]
     pairs += [
         ("best", "-" if best is None else
-         f"{best['value']:.6g} at {cell(best['params'])} "
+         f"{measured(best['params'], best['value'])} "
          f"(evaluation {best['evaluation']}, {best['found_at']})"),
         ("evaluations", f"{data['evaluations']} measured, {data['failed_points']} failed points"),
         ("running / pending", f"{data['running']} / {data['pending']}"),
@@ -84,69 +76,56 @@ def status(args: argparse.Namespace) -> int:
         ("started", data["started_at"]),
         ("finished", data["finished_at"]),
     ]
-    print(block(pairs))
+    return pairs
+
+
+def status(args: argparse.Namespace) -> int:
+    data = queries.query(args.target, queries.status)
+    show_record(args, data, status_pairs(data), value=data["state"])
     return exitcodes.OK
 
 
-@command("queue", "jobs in flight at the scheduler", _target)
 def queue(args: argparse.Namespace) -> int:
     rows = queries.query(args.target, queries.queue)
-    if args.json:
-        emit_json(rows)
-    elif not rows:
-        print("no jobs in flight")
-    else:
-        # The job name is in --json; the id is what the scheduler's own tools take.
-        print(table(rows, ["job_id", "attempt", "state", "params", "submitted_at", "elapsed_s",
-                           "node"]))
+    # The job name is in --format json; the id is what the scheduler's own tools take.
+    show_rows(args, rows, ["job_id", "attempt", "state", "params", "submitted_at", "elapsed_s",
+                           "node"], empty="no jobs in flight")
     return exitcodes.OK
 
 
-@command("history", "every evaluation in order", _target)
 def history(args: argparse.Namespace) -> int:
     rows = queries.query(args.target, queries.history)
-    if args.json:
-        emit_json(rows)
-    elif not rows:
-        print("no evaluations yet")
-    else:
-        print(table(rows, ["n", "value", "state", "attempts", "params", "failures"]))
+    show_rows(args, rows, ["n", "value", "state", "attempts", "params", "failures"],
+              empty="no evaluations yet")
     return exitcodes.OK
 
 
-@command("stages", "the search's stages: base, level, points, best, duration", _target)
 def stages(args: argparse.Namespace) -> int:
     rows = queries.query(args.target, queries.stages)
-    if args.json:
-        emit_json(rows)
-    elif not rows:
-        print("no stage finished yet (grid and random searches have none)")
-    else:
-        shown = [{**r, "duration": duration(r["duration_s"])} for r in rows]
-        print(table(shown, ["number", "level", "points", "base_value", "best_value", "moved",
-                            "duration", "best_params"]))
+    show_rows(args, rows, ["number", "level", "points", "base_value", "best_value", "moved",
+                           ("duration", lambda r: duration(r["duration_s"])), "best_params"],
+              empty="no stage finished yet (grid and random searches have none)")
     return exitcodes.OK
 
 
-def _best_args(p: argparse.ArgumentParser) -> None:
-    _target(p)
+def best_args(p: argparse.ArgumentParser) -> None:
+    read_args(p)
     p.add_argument("--top", type=int, default=1, metavar="N",
                    help="also list the N best evaluations (default 1)")
 
 
-@command("best", "the best point found so far, with its measurement", _best_args)
 def best(args: argparse.Namespace) -> int:
     if args.top < 1:
-        raise CliError("--top must be at least 1")
+        raise UsageError("--top must be at least 1")
     data = queries.query(args.target, lambda s, exp: queries.best(s, exp, args.top))
-    if args.json:
-        emit_json(data)
-        return exitcodes.OK
     b = data["best"]
     if b is None:
-        print(f"no successful evaluation yet in {data['experiment']} ({data['state']})")
+        if args.format == "table":
+            print(f"no successful evaluation yet in {data['experiment']} ({data['state']})")
+        else:
+            show_record(args, data, [], value=None)
         return exitcodes.OK
-    print(block([
+    show_record(args, data, [
         ("best", f"{data['objective']} = {b['value']:.6g} ({data['direction']})"),
         ("params", b["params"]),
         ("index", b["index"]),
@@ -155,37 +134,40 @@ def best(args: argparse.Namespace) -> int:
         ("job", b["job_id"]),
         ("run dir", b["run_dir"]),
         ("metrics", b["metrics"]),
-    ]))
-    if args.top > 1:
-        print()
-        print(table(data["top"], ["evaluation", "value", "params", "found_at"]))
+    ], value=b["value"])
+    if args.top > 1 and args.format in ("table", "value"):
+        if args.format == "table":
+            print()
+        show_rows(args, data["top"], ["evaluation", "value", "params", "found_at"], empty="")
     return exitcodes.OK
 
 
-def _events_args(p: argparse.ArgumentParser) -> None:
-    _target(p)
+def events_args(p: argparse.ArgumentParser) -> None:
+    read_args(p)
     p.add_argument("--limit", type=int, default=20, metavar="N",
                    help="the N most recent events (default 20)")
 
 
-@command("events", "recent events of the experiment (oldest first)", _events_args)
 def events(args: argparse.Namespace) -> int:
     if args.limit < 1:
-        raise CliError("--limit must be at least 1")
+        raise UsageError("--limit must be at least 1")
     rows = queries.query(args.target, lambda s, exp: queries.events(s, exp, args.limit))
-    if args.json:
-        emit_json(rows)
-    elif not rows:
-        print("no events yet")
-    else:
-        print(table(rows, ["at", "kind", "message"]))
+    show_rows(args, rows, ["at", "kind", "message"], empty="no events yet")
     return exitcodes.OK
 
 
-def _export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", metavar="CONFIG",
-                   help="the experiment's config file (or its state database file or URL)")
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+# An export format: the experiment's ``queries.export`` data and the parsed arguments -> the
+# text to write to --out or standard output. New formats are one entry here (and their own
+# flags in ``export_args``).
+Exporter = Callable[[dict[str, Any], argparse.Namespace], str]
+
+
+def export_args(p: argparse.ArgumentParser) -> None:
+    add_target(p)
+    p.add_argument("--format", choices=tuple(EXPORTERS), default="csv",
+                   help="csv (one row per evaluation, default) or json (everything)")
+    p.add_argument("--json", dest="format", action="store_const", const="json",
+                   help="same as --format json")
     p.add_argument("--out", metavar="FILE", help="write here instead of standard output")
 
 
@@ -221,35 +203,38 @@ def _csv_value(value: Any) -> Any:
     return value
 
 
-@command("export", "all evaluations with parameters, value, metrics and attempts", _export_args)
+def export_json(data: dict[str, Any], args: argparse.Namespace) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
+EXPORTERS: dict[str, Exporter] = {
+    "csv": lambda data, args: export_csv(data),
+    "json": export_json,
+}
+
+
 def export(args: argparse.Namespace) -> int:
     data = queries.query(args.target, queries.export)
-    text = (export_csv(data) if args.format == "csv"
-            else json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    text = EXPORTERS[args.format](data, args)
     if args.out is None:
         sys.stdout.write(text)
         return exitcodes.OK
     try:
         Path(args.out).write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        raise CannotWrite(f"cannot write {args.out}: {exc.strerror or exc}") from None
     print(f"wrote {len(data['evaluations'])} evaluations to {args.out}", file=sys.stderr)
     return exitcodes.OK
 
 
-def _plot_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("target", metavar="CONFIG",
-                   help="the experiment's config file (or its state database file or URL)")
+def plot_args(p: argparse.ArgumentParser) -> None:
+    add_target(p)
     p.add_argument("--out", metavar="DIR", required=True, help="directory for the PNG files")
 
 
-@command("plot", "PNG plots: objective, job timeline, slot utilisation", _plot_args)
 def plot(args: argparse.Namespace) -> int:
     from . import plots
     data = queries.query(args.target, queries.plot_data)   # read and closed before plotting
     for path in plots.write_all(data, Path(args.out)):
         print(path)
     return exitcodes.OK
-
-
-from . import admin_commands  # noqa: E402,F401  (registers the write commands)

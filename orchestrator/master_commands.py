@@ -1,4 +1,4 @@
-"""The CLI commands that run a master: ``start`` (foreground or ``--detach``)."""
+"""The CLI command that runs a master: ``start`` (foreground or ``--detach``)."""
 from __future__ import annotations
 
 import argparse
@@ -7,21 +7,21 @@ import sys
 from pathlib import Path
 
 from . import exitcodes
-from .cli import CliError, command
 from .config import Config, load_config
+from .errors import OrchestratorError
+from .output import add_target
 
 
-def _start_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", metavar="CONFIG", help="the experiment's TOML config")
+def start_args(p: argparse.ArgumentParser) -> None:
+    add_target(p, database_ok=False)
     p.add_argument("--quiet", action="store_true",
                    help="no progress output, and silence when a master already runs (for cron)")
     p.add_argument("--detach", action="store_true",
                    help="run in the background: pid in WORK_DIR/master.pid, output in master.out")
 
 
-@command("start", "start or resume an experiment", _start_args)
 def start(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_config(args.target)
     if args.detach:
         return _detach(config, quiet=args.quiet)
     return _run(config, quiet=args.quiet)
@@ -36,7 +36,7 @@ def _run(config: Config, *, quiet: bool) -> int:
     except MasterError as exc:
         if exc.code == exitcodes.ALREADY_RUNNING and quiet:
             return exc.code          # cron: a live master is the normal case; say nothing
-        raise CliError(str(exc), exc.code) from None
+        raise OrchestratorError(str(exc), exc.code) from None
 
 
 def _detach(config: Config, *, quiet: bool) -> int:
@@ -66,7 +66,7 @@ def _detach(config: Config, *, quiet: bool) -> int:
     os.close(write_end)
     try:
         code = _run(config, quiet=True)
-    except CliError as exc:
+    except OrchestratorError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         code = exc.code
     finally:

@@ -7,8 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from . import exitcodes
-from .cli import CliError
+from .errors import CannotWrite, PlotUnavailable
 
 FILES = ("objective.png", "timeline.png", "utilisation.png")
 FAILED_STATES_COLOUR = "#d62728"
@@ -20,9 +19,8 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise CliError("plot needs matplotlib, a dependency of dsice-orchestrator: "
-                       "pip install matplotlib (or reinstall: pip install -e .)",
-                       exitcodes.ERROR) from None
+        raise PlotUnavailable("plot needs matplotlib, a dependency of dsice-orchestrator: "
+                              "pip install matplotlib (or reinstall: pip install -e .)") from None
     matplotlib.use("Agg")          # files only: no display needed, safe under cron
     import matplotlib.pyplot as plt
     return plt
@@ -33,7 +31,7 @@ def write_all(data: dict[str, Any], out_dir: Path) -> list[Path]:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise CliError(f"cannot create {out_dir}: {exc.strerror or exc}") from None
+        raise CannotWrite(f"cannot create {out_dir}: {exc.strerror or exc}") from None
     paths = []
     for name, draw in zip(FILES, (objective, timeline, utilisation)):
         fig = draw(plt, data)
@@ -41,7 +39,7 @@ def write_all(data: dict[str, Any], out_dir: Path) -> list[Path]:
         try:
             fig.savefig(path, dpi=110)
         except OSError as exc:
-            raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+            raise CannotWrite(f"cannot write {path}: {exc.strerror or exc}") from None
         finally:
             plt.close(fig)
         paths.append(path)

@@ -14,13 +14,12 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from . import exitcodes
-from .cli import CliError
 from .config import load_config
+from .errors import NoExperiment
 from .lease import heartbeat_age, process_alive
 from .models import (ACTIVE_ATTEMPT_STATES, Attempt, Evaluation, Event, Experiment, Lease, Point,
                      Stage)
-from .store import read_session, retry_locked, sqlite_path
+from .store import find_experiment, read_session, retry_locked, sqlite_path
 
 T = TypeVar("T")
 ENDED = ("finished", "cancelled", "failed")      # experiment states that take no more work
@@ -40,32 +39,17 @@ def database_url_of(target: str) -> str:
     return f"sqlite:///{path.resolve()}"
 
 
-def no_experiment(where: object) -> CliError:
-    return CliError(f"no experiment in {where}: run `orchestrator start CONFIG` first",
-                    exitcodes.NO_EXPERIMENT)
-
-
 def query(target: str, fn: Callable[[Session, Experiment], T]) -> T:
     url = database_url_of(target)
     db = sqlite_path(url)
     if db is not None and not db.exists():
-        raise no_experiment(db.parent)
+        raise NoExperiment(db.parent)
 
     def run() -> T:
         with read_session(url) as s:
-            try:
-                exp = s.execute(select(Experiment)).scalars().first()
-            except Exception as exc:
-                if "no such table" in str(exc):
-                    exp = None
-                elif "no such column" in str(exc):
-                    raise CliError(f"the state database {url} was written by another version of "
-                                   f"orchestrator ({str(exc).splitlines()[0]})",
-                                   exitcodes.ERROR) from None
-                else:
-                    raise
+            exp = find_experiment(s, url)
             if exp is None:
-                raise no_experiment(url)
+                raise NoExperiment(url)
             return fn(s, exp)
     return retry_locked(run)
 

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 
 from . import exitcodes
-from .cli import CliError, command, emit_json
 from .config import Config, ConfigError, SimulateSection, read_toml, validate_config
+from .errors import SimulationError
+from .output import add_target, emit_json
 
 if TYPE_CHECKING:   # the master (numpy, scipy, SQLAlchemy) loads only when a simulation runs,
     # so that registering this command costs the other commands nothing
@@ -159,7 +160,8 @@ def run_simulation(path: str | Path, overrides: Mapping[str, Any] | None = None,
         with tempfile.TemporaryDirectory(prefix="orchestrator-sim-", dir=scratch_root()) as tmp:
             return _simulate_in(path, overrides, Path(tmp), speculation, objective_base, True)
     if work_dir.exists() and any(work_dir.iterdir()):
-        raise CliError(f"--work-dir {work_dir} is not empty; a simulation starts from nothing")
+        raise SimulationError(f"--work-dir {work_dir} is not empty; a simulation starts from "
+                              "nothing", exitcodes.USAGE)
     return _simulate_in(path, overrides, work_dir, speculation, objective_base, False)
 
 
@@ -195,11 +197,11 @@ def _simulate_in(path: str | Path, overrides: Mapping[str, Any], work_dir: Path,
     try:
         code = master.run()
     except MasterError as exc:
-        raise CliError(str(exc), exc.code) from None
+        raise SimulationError(str(exc), exc.code) from None
     finally:
         _close_master_log(config.work_dir)
     if code != exitcodes.OK:
-        raise CliError(f"the simulated experiment did not finish (exit code {code})", code)
+        raise SimulationError(f"the simulated experiment did not finish (exit code {code})", code)
     return Simulation(build_report(config, options, master, scheduler), master, scheduler, config)
 
 
@@ -307,8 +309,8 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 # ---- the command -----------------------------------------------------------------------------
-def _simulate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", metavar="CONFIG", help="the experiment's TOML config")
+def simulate_args(p: argparse.ArgumentParser) -> None:
+    add_target(p, database_ok=False)
     p.add_argument("--duration-mean-hours", type=float, help="mean job duration, hours")
     p.add_argument("--duration-spread", type=float, help="standard deviation / mean of durations")
     p.add_argument("--failure-rate", type=float, help="probability that an attempt fails")
@@ -322,14 +324,12 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-@command("simulate", "run the experiment against a simulated cluster on a virtual clock",
-         _simulate_args)
 def simulate(args: argparse.Namespace) -> int:
     overrides = {"duration_mean_hours": args.duration_mean_hours,
                  "duration_spread": args.duration_spread, "failure_rate": args.failure_rate,
                  "cap": args.cap, "seed": args.seed, "objective": args.objective,
                  "table": args.table}
-    result = run_simulation(args.config, overrides, work_dir=args.work_dir,
+    result = run_simulation(args.target, overrides, work_dir=args.work_dir,
                             speculation=args.speculation)
     if args.json:
         emit_json(result.report)

@@ -18,12 +18,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import create_engine, event, inspect, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base
+from .errors import SchemaMismatch
+from .models import Base, Experiment
 
 BUSY_TIMEOUT_MS = 30_000
 T = TypeVar("T")
@@ -86,7 +87,7 @@ def create_schema(engine: Engine) -> None:
     Base.metadata.create_all(engine)
 
 
-def schema_problem(engine: Engine) -> str | None:
+def schema_problem(engine: Engine | Connection) -> str | None:
     """Why the database's tables do not match this version's models (None: they do)."""
     inspector = inspect(engine)
     for table in Base.metadata.sorted_tables:
@@ -97,6 +98,24 @@ def schema_problem(engine: Engine) -> str | None:
         if missing:
             return f"table {table.name} lacks column {missing[0]}"
     return None
+
+
+def find_experiment(session: Session, url: str) -> Experiment | None:
+    """The experiment the database at ``url`` holds, or None when nothing was started in it yet
+    (no tables, or no row). SchemaMismatch when another version of orchestrator wrote it."""
+    # Inspect through the session's own connection: a writer holds BEGIN IMMEDIATE, and a
+    # second connection would wait on that lock.
+    if not inspect(session.connection()).has_table(Experiment.__tablename__):
+        return None
+    try:
+        return session.execute(select(Experiment)).scalars().first()
+    except (OperationalError, ProgrammingError) as exc:
+        session.rollback()            # PostgreSQL refuses more statements in a failed transaction
+        problem = schema_problem(session.connection())
+        if problem is None:
+            raise
+        raise SchemaMismatch(f"the state database {url} was written by another version of "
+                             f"orchestrator ({problem})") from exc
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

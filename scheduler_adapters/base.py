@@ -12,6 +12,12 @@ Error contract, which the master relies on:
 - ``status`` raises :class:`SchedulerUnavailable` when the query itself fails; it must never
   report jobs as failed because a query failed. A job the adapter cannot find in the live queue
   nor in the scheduler's history is reported as ``JobState.UNKNOWN``.
+- ``find_by_name`` returns only what the scheduler answered; when its query fails it raises
+  :class:`SchedulerUnavailable`, never an empty "not found".
+- ``cancel`` is idempotent (unknown or finished jobs are fine) and raises
+  :class:`SchedulerUnavailable` when a cancel command failed after the adapter's own retries.
+- Any of them raises :class:`SchedulerMisconfigured` for a problem that affects every job (a
+  command not found or not executable, a bad ``commands_dir``, a bad option): retrying cannot help.
 """
 from __future__ import annotations
 
@@ -99,11 +105,28 @@ class SchedulerUnavailable(SchedulerError):
 
 
 class SubmitLimitReached(SchedulerError):
-    """The scheduler refused a submission because of a per-user limit; wait and retry."""
+    """The scheduler refused a submission for a policy reason (per-user or QOS limit,
+    reservation, maintenance); the message is the scheduler's own words. Wait and retry."""
 
 
 class JobRejected(SchedulerError):
     """The scheduler permanently refused this job."""
+
+
+class SchedulerMisconfigured(SchedulerError):
+    """A problem that affects every job: a scheduler command missing or not executable, a bad
+    ``commands_dir``, an option the scheduler cannot use. Nothing will work until it is fixed."""
+
+
+class SchedulerOptionError(SchedulerMisconfigured, ValueError):
+    """A bad adapter option (unknown, wrong type, or a value the scheduler cannot carry).
+
+    Also a ``ValueError``, so code that validates values with ``except ValueError`` keeps
+    working; ``option`` names the offending option."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
 
 
 class Scheduler(ABC):
@@ -126,6 +149,11 @@ class Scheduler(ABC):
     @abstractmethod
     def find_by_name(self, names: Iterable[str]) -> dict[str, str]:
         """Map each job name that the scheduler knows (live or in history) to its job id."""
+
+    def check(self, *, work_dir: Path | None = None) -> list[str]:
+        """Problems that would stop every job, found without submitting anything: a command
+        missing or not answering, a ``work_dir`` this scheduler cannot carry. Empty when fine."""
+        return []
 
     def close(self) -> None:
         """Release sessions or connections."""

@@ -34,8 +34,9 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from .base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler, SchedulerError,
-                   SchedulerUnavailable, SubmitLimitReached, render_script)
-from .commands import DEFAULT_TIMEOUT_S, CommandResult, run_command
+                   SchedulerOptionError, SchedulerUnavailable, SubmitLimitReached,
+                   render_script)
+from .commands import DEFAULT_TIMEOUT_S, CommandResult, command_problem, probe, run_command
 
 log = logging.getLogger(__name__)
 
@@ -238,25 +239,29 @@ def vanished_status(job_id: str, *, cancelled: bool) -> JobStatus:
 
 
 def parse_native_specification(text: str) -> tuple[str, ...]:
-    """Split and check a native specification; raise ValueError naming the offending part."""
+    """Split and check a native specification; SchedulerOptionError names the offending part."""
     if "\n" in text or "\x00" in text:
-        raise ValueError("native_specification must be one line")
+        raise _bad_native("native_specification must be one line")
     try:
         tokens = tuple(shlex.split(text))
     except ValueError as exc:
-        raise ValueError(f"native_specification {text!r}: {exc}") from None
+        raise _bad_native(f"native_specification {text!r}: {exc}") from None
     if tokens and not tokens[0].startswith("-"):
-        raise ValueError(f"native_specification must start with an option, not {tokens[0]!r}")
+        raise _bad_native(f"native_specification must start with an option, not {tokens[0]!r}")
     for index, token in enumerate(tokens):
         if UNSAFE_TOKEN_RE.search(token):
-            raise ValueError(f"native_specification token {token!r} contains a space, quote "
-                             "or backslash")
+            raise _bad_native(f"native_specification token {token!r} contains a space, quote "
+                              "or backslash")
         if token in RESERVED_OPTIONS:
-            raise ValueError(f"native_specification may not contain {token}: "
-                             "the adapter sets it from the job")
+            raise _bad_native(f"native_specification may not contain {token}: "
+                              "the adapter sets it from the job")
         if index > 0 and tokens[index - 1] == "-l" and H_RT_RE.search(token):
-            raise ValueError("native_specification may not set h_rt: use the job's time limit")
+            raise _bad_native("native_specification may not set h_rt: use the job's time limit")
     return tokens
+
+
+def _bad_native(message: str) -> SchedulerOptionError:
+    return SchedulerOptionError("native_specification", message)
 
 
 # ---------------------------------------------------------------------------- adapter
@@ -272,11 +277,11 @@ class DRMAAScheduler(Scheduler):
                  parallel_environment: str | None = "smp", gpu_resource: str | None = None,
                  user: str | None = None) -> None:
         if command_timeout_s <= 0:
-            raise ValueError("command_timeout_s must be positive")
+            raise SchedulerOptionError("command_timeout_s", "command_timeout_s must be positive")
         for option, value in (("parallel_environment", parallel_environment),
                               ("gpu_resource", gpu_resource)):
             if value is not None and not RESOURCE_NAME_RE.match(value):
-                raise ValueError(f"{option} {value!r} is not a Grid Engine name")
+                raise SchedulerOptionError(option, f"{option} {value!r} is not a Grid Engine name")
         self.native_options = parse_native_specification(native_specification)
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.command_timeout_s = command_timeout_s
@@ -289,6 +294,17 @@ class DRMAAScheduler(Scheduler):
         self._cancelled: set[str] = set()
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def check(self, *, work_dir: Path | None = None) -> list[str]:
+        problems = [p for c in ("qstat", "qacct") if (p := command_problem(c))]
+        if not problems:
+            answer = probe(["qstat", "-xml", "-u", self.user])
+            problems += [answer] if answer else []
+        try:
+            _load_drmaa()
+        except SchedulerError as exc:
+            problems.append(str(exc))
+        return problems
 
     # ------------------------------------------------------------------ submit / cancel
 

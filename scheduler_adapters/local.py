@@ -48,7 +48,9 @@ from pathlib import Path
 from typing import Any
 
 from .base import (JOB_NAME_RE, JobRejected, JobSpec, JobState, JobStatus, Scheduler,
-                   SchedulerUnavailable, render_script)
+                   SchedulerMisconfigured, SchedulerOptionError, SchedulerUnavailable,
+                   render_script)
+from .commands import command_problem, probe
 
 TEMPLATE = Path(__file__).with_name("templates") / "local.sh"
 RUNNER_MODULE = "scheduler_adapters.local_runner"
@@ -185,9 +187,10 @@ class LocalScheduler(Scheduler):
     def __init__(self, state_dir: Path, slots: int = 1, gpus: Sequence[str] = (),
                  python: str = sys.executable, kill_grace_s: float = 5.0) -> None:
         if slots < 1:
-            raise ValueError(f"slots must be at least 1, got {slots}")
+            raise SchedulerOptionError("slots", f"slots must be at least 1, got {slots}")
         if kill_grace_s < 0:
-            raise ValueError(f"kill_grace_s must not be negative, got {kill_grace_s}")
+            raise SchedulerOptionError("kill_grace_s",
+                                       f"kill_grace_s must not be negative, got {kill_grace_s}")
         # Canonical, so that a restarted master finds supervisors by the path they were given.
         self.state_dir = Path(state_dir).resolve()
         self.slots = slots
@@ -283,8 +286,11 @@ class LocalScheduler(Scheduler):
                 (self._names / name).unlink(missing_ok=True)
             self._record_end(job_id, JobState.NODE_FAIL,
                              f"local supervisor could not start: {exc.strerror}")
-            raise SchedulerUnavailable(f"cannot start local supervisor {self.python}: "
-                                       f"{exc.strerror}") from None
+            error = (SchedulerMisconfigured
+                     if isinstance(exc, (FileNotFoundError, PermissionError)) else
+                     SchedulerUnavailable)
+            raise error(f"cannot start local supervisor with python {self.python!r}: "
+                        f"{exc.strerror}") from None
         finally:
             os.close(log_fd)
         self._supervisors.append(proc)
@@ -382,8 +388,19 @@ class LocalScheduler(Scheduler):
         except FileNotFoundError:
             return None
 
+    def check(self, *, work_dir: Path | None = None) -> list[str]:
+        problem = command_problem(self.python)
+        if problem:
+            return [f"python option: {problem}"]
+        if not os.access(self.state_dir, os.W_OK | os.X_OK):
+            return [f"state directory {self.state_dir} is not writable"]
+        # the supervisor must import from this tree with this interpreter
+        answer = probe([self.python, "-c", f"import {RUNNER_MODULE}"], cwd=str(PACKAGE_PARENT))
+        return [f"python option: {answer}"] if answer else []
+
     def close(self) -> None:
         self._reap()
+
 
 
 def _to_status(job_id: str, record: Mapping[str, Any]) -> JobStatus:

@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler, SchedulerUnavailable,
-                   SubmitLimitReached, render_script)
-from .commands import DEFAULT_TIMEOUT_S, CommandResult, run_command
+from .base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler, SchedulerMisconfigured,
+                   SchedulerOptionError, SchedulerUnavailable, SubmitLimitReached,
+                   render_script)
+from .commands import DEFAULT_TIMEOUT_S, CommandResult, command_problem, probe, run_command
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ PJDEL_OK_RE = re.compile(r"\[INFO\]\s+PJM\s+\d{4}\s+pjdel\s+Accepted job")
 SUBMIT_LIMIT_RE = re.compile(
     r"(?i)number of (submitted )?jobs|submit(ted)?[- ]?(job )?limit|too many jobs"
     r"|max(imum)? (number of )?jobs|job count")
+# "Cannot open the file (rscgrp=fx-debug)": the configured group or unit does not exist, which
+# no job of the experiment can get past (docs/spec/pjm-formats.md#pjsub-errors).
+RESOURCE_NAME_ERROR_RE = re.compile(r"\((?:rscgrp|rscunit)=[^)]*\)")
 TRANSIENT_RE = re.compile(
     r"(?i)cannot connect|connection|communicat|timed? ?out|temporar|try again|busy"
     r"|not respond|unavailable")
@@ -85,7 +89,9 @@ class PJMRow:
 
 
 def classify_pjsub_error(message: str) -> type[SubmitLimitReached | SchedulerUnavailable
-                                               | JobRejected]:
+                                               | JobRejected | SchedulerMisconfigured]:
+    if RESOURCE_NAME_ERROR_RE.search(message):
+        return SchedulerMisconfigured
     if SUBMIT_LIMIT_RE.search(message):
         return SubmitLimitReached
     if TRANSIENT_RE.search(message):
@@ -190,10 +196,22 @@ def format_elapse(seconds: int) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+def unsafe_path(work_dir: Path) -> str | None:
+    """Why job files under ``work_dir`` cannot be named in #PJM directives, or None."""
+    if _SAFE_VALUE_RE.match(str(work_dir)):
+        return None
+    return (f"work_dir {str(work_dir)!r} has characters a #PJM directive cannot carry "
+            "(PJM reads directives without a shell, so a space or quote cannot be escaped): "
+            "choose a work_dir of letters, digits and _.,:=/%+@-")
+
+
 def _safe(what: str, value: str) -> str:
-    """A directive value: PJM reads directives without a shell, so no quoting can help."""
+    """A directive value: PJM reads directives without a shell, so no quoting can help. Every
+    job of the experiment shares the run-directory root, so this stops every job."""
     if not _SAFE_VALUE_RE.match(value):
-        raise JobRejected(f"PJM {what} {value!r} has characters a #PJM directive cannot carry")
+        raise SchedulerMisconfigured(
+            f"PJM {what} {value!r} has characters a #PJM directive cannot carry "
+            "(a space or quote in work_dir?)")
     return value
 
 
@@ -210,14 +228,16 @@ class PJMScheduler(Scheduler):
         the environment of those commands."""
         for what, value in (("rscgrp", rscgrp), ("rscunit", rscunit)):
             if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", value):
-                raise ValueError(f"invalid PJM {what} {value!r}")
+                raise SchedulerOptionError(what, f"{what}: invalid PJM name {value!r}")
         if gpus is not None and gpus < 0:
-            raise ValueError(f"gpus must be >= 0, got {gpus}")
+            raise SchedulerOptionError("gpus", f"gpus must be >= 0, got {gpus}")
         for line in extra_directives:
             if not _DIRECTIVE_RE.match(line):
-                raise ValueError(f"invalid extra directive {line!r}: want '#PJM <safe words>'")
+                raise SchedulerOptionError(
+                    "extra_directives", f"extra_directives: {line!r} is not '#PJM <safe words>'")
         if history_days < 1:
-            raise ValueError(f"history_days must be >= 1, got {history_days}")
+            raise SchedulerOptionError("history_days",
+                                       f"history_days must be >= 1, got {history_days}")
         self.rscgrp, self.rscunit, self.gpus = rscgrp, rscunit, gpus
         self.extra_directives = tuple(extra_directives)
         self.merge_output = merge_output
@@ -229,12 +249,27 @@ class PJMScheduler(Scheduler):
 
     # -- commands
 
+    def _program(self, command: str) -> str:
+        return str(self.commands_dir / command) if self.commands_dir else command
+
     def _run(self, command: str, args: Sequence[str], *, cwd: Path | None = None
              ) -> CommandResult:
         self.calls[command] += 1
-        program = str(self.commands_dir / command) if self.commands_dir else command
-        return run_command([program, *args], timeout=self.command_timeout_s, env=self.env,
-                           cwd=None if cwd is None else str(cwd))
+        return run_command([self._program(command), *args], timeout=self.command_timeout_s,
+                           env=self.env, cwd=None if cwd is None else str(cwd))
+
+    def check(self, *, work_dir: Path | None = None) -> list[str]:
+        problems = []
+        if self.commands_dir is not None and not self.commands_dir.is_dir():
+            problems.append(f"commands_dir {str(self.commands_dir)!r} is not a directory")
+        problems += [p for c in ("pjsub", "pjstat", "pjdel")
+                     if (p := command_problem(self._program(c), self.env))]
+        if work_dir is not None and (problem := unsafe_path(work_dir)):
+            problems.append(problem)
+        if not problems:
+            answer = probe([self._program("pjstat"), "-v", "--choose", "jid,st"], env=self.env)
+            problems += [answer] if answer else []
+        return problems
 
     def _pjstat(self, keys: Sequence[str], *, history: bool,
                 extra: Sequence[str] = ()) -> list[PJMRow]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import getpass
 import logging
 import math
+import os
 import re
 import time
 from collections import Counter
@@ -26,9 +27,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from .base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler, SchedulerUnavailable,
-                   SubmitLimitReached, render_script)
-from .commands import DEFAULT_TIMEOUT_S, CommandResult, run_command
+from .base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler, SchedulerOptionError,
+                   SchedulerUnavailable, SubmitLimitReached, render_script)
+from .commands import DEFAULT_TIMEOUT_S, CommandResult, command_problem, probe, run_command
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,9 @@ def _path(option: str, path: Path) -> str:
 def _validate_extra(lines: Sequence[str]) -> tuple[str, ...]:
     for line in lines:
         if not line.startswith("#SBATCH ") or "\n" in line or "\r" in line or "\x00" in line:
-            raise ValueError(f"extra directive must be one '#SBATCH ...' line: {line!r}")
+            raise SchedulerOptionError(
+                "extra_directives", f"extra_directives: each must be one '#SBATCH ...' line, "
+                                    f"got {line!r}")
     return tuple(lines)
 
 
@@ -246,15 +249,18 @@ class SlurmScheduler(Scheduler):
                  extra_directives: Sequence[str] = (),
                  command_timeout_s: float = DEFAULT_TIMEOUT_S,
                  history: HistoryMode = "auto", history_days: int = 30,
+                 commands_dir: str | os.PathLike[str] | None = None,
                  env: Mapping[str, str] | None = None) -> None:
         for option, value in (("partition", partition), ("account", account), ("qos", qos),
-                              ("gpu type", gpu_type)):
+                              ("gpu_type", gpu_type)):
             if value is not None and not _WORD_RE.match(value):
-                raise ValueError(f"invalid Slurm {option} {value!r}")
+                raise SchedulerOptionError(option, f"{option}: invalid Slurm value {value!r}")
         if gpu_option not in ("gres", "gpus"):
-            raise ValueError(f"gpu_option must be 'gres' or 'gpus', got {gpu_option!r}")
+            raise SchedulerOptionError(
+                "gpu_option", f"gpu_option must be 'gres' or 'gpus', got {gpu_option!r}")
         if history not in ("auto", "sacct", "jobcomp", "none"):
-            raise ValueError(f"history must be auto, sacct, jobcomp or none, got {history!r}")
+            raise SchedulerOptionError(
+                "history", f"history must be auto, sacct, jobcomp or none, got {history!r}")
         self.partition, self.account, self.qos = partition, account, qos
         self.gpu_option, self.gpu_type, self.requeue = gpu_option, gpu_type, requeue
         self.extra_directives = _validate_extra(extra_directives)
@@ -262,15 +268,31 @@ class SlurmScheduler(Scheduler):
         self.history: HistoryMode = history
         self.history_days = history_days
         self.env = env
+        self.commands_dir = None if commands_dir is None else Path(commands_dir)
         self.user = getpass.getuser()
         self.calls: Counter[str] = Counter()   # command name -> invocations
 
     # -- commands
 
+    def _program(self, command: str) -> str:
+        return str(self.commands_dir / command) if self.commands_dir else command
+
     def _run(self, argv: Sequence[str], *, cwd: Path | None = None) -> CommandResult:
         self.calls[argv[0]] += 1
-        return run_command(argv, timeout=self.command_timeout_s, env=self.env,
-                           cwd=None if cwd is None else str(cwd))
+        return run_command([self._program(argv[0]), *argv[1:]], timeout=self.command_timeout_s,
+                           env=self.env, cwd=None if cwd is None else str(cwd))
+
+    def check(self, *, work_dir: Path | None = None) -> list[str]:
+        problems = [p for c in ("sbatch", "squeue", "sacct", "scancel", "scontrol")
+                    if (p := command_problem(self._program(c), self.env))]
+        if work_dir is not None and _BAD_PATH_CHARS.search(str(work_dir)):
+            problems.append(f"work_dir {str(work_dir)!r}: Slurm directives cannot carry quotes, "
+                            "'\\' or '%' in a path")
+        if not problems:
+            answer = probe([self._program("squeue"), "-h", "-u", self.user, "-O", "JobID:|"],
+                           env=self.env)
+            problems += [answer] if answer else []
+        return problems
 
     # -- script
 

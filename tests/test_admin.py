@@ -369,3 +369,58 @@ def test_exit_codes_without_an_experiment(write_config, tmp_path, cli):
     assert proc.returncode == 2 and "missing required key" in proc.stderr
     proc = cli("events", str(path), "--limit", "x")
     assert proc.returncode == 2 and "invalid int value" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["status", "queue", "history", "stages", "best", "events"])
+def test_every_read_command_speaks_every_format(finished, name, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "100")
+    code, as_json, err = run_main(name, str(finished), "--format", "json")
+    assert code == 0, err
+    data = json.loads(as_json)
+    alias = json.loads(run_main(name, str(finished), "--json")[1])
+    if name == "status":            # the one field that changes between two calls
+        del data["master"]["heartbeat_age_s"], alias["master"]["heartbeat_age_s"]
+    assert alias == data
+    code, as_csv, _ = run_main(name, str(finished), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv)))
+    records = data if isinstance(data, list) else [data]
+    assert code == 0 and len(rows) == len(records)
+    if records:
+        assert set(rows[0]) >= {k for k, v in records[0].items() if not isinstance(v, dict)}
+    code, as_value, _ = run_main(name, str(finished), "--format", "value")
+    assert code == 0
+    if isinstance(data, list):
+        lines = as_value.splitlines()
+        assert len(lines) == len(data) and not any(line.isupper() for line in lines)
+    code, as_table, _ = run_main(name, str(finished), "--format", "table")
+    default = run_main(name, str(finished))[1]
+    assert code == 0 and as_table.splitlines()[:2] == default.splitlines()[:2]
+
+
+def test_value_format_gives_one_value_to_a_shell(finished):
+    best = json.loads(run_main("best", str(finished), "--json")[1])["best"]
+    assert run_main("best", str(finished), "--format", "value")[1] == f"{best['value']:.6g}\n"
+    assert run_main("status", str(finished), "--format", "value")[1] == "finished\n"
+    lines = run_main("history", str(finished), "--format", "value")[1].splitlines()
+    assert [line.split("\t")[0] for line in lines] == [str(n) for n in range(1, 13)]
+    assert lines[0].split("\t")[4] == "x=0 y=0"
+
+
+def test_tables_fit_the_terminal_and_wide_cuts_nothing(finished, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "50")
+    narrow = run_main("history", str(finished))[1].splitlines()
+    assert all(len(line) <= 50 for line in narrow) and any("…" in line for line in narrow)
+    wide = run_main("history", str(finished), "--wide")[1].splitlines()
+    assert any(len(line) > 50 for line in wide) and not any("…" in line for line in wide)
+    assert "exit code 3" in run_main("history", str(finished), "--wide")[1]
+    status_lines = run_main("status", str(finished))[1].splitlines()
+    assert all(len(line) <= 50 for line in status_lines)
+
+
+def test_a_point_reads_the_same_everywhere(finished):
+    best = run_main("best", str(finished))[1]
+    status_text = run_main("status", str(finished))[1]
+    history = run_main("history", str(finished), "--wide")[1]
+    assert "params      x=2 y=1" in best
+    assert "best               0 at x=2 y=1 (evaluation" in status_text
+    assert "x=2 y=1" in history and "{" not in history

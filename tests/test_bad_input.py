@@ -121,3 +121,20 @@ def test_database_of_another_version(write_config, cli, tmp_path):
     assert "another version of orchestrator (table experiments lacks column instance)" in proc.stderr
     status = cli("status", str(path))
     assert status.returncode == 1 and "another version of orchestrator" in status.stderr
+
+
+def test_library_callers_get_exceptions_with_exit_codes(write_config, tmp_path):
+    """The read model and the simulation raise domain errors (never exit the process); the CLI
+    maps their codes."""
+    from orchestrator import exitcodes, queries
+    from orchestrator.errors import NoExperiment, SimulationError
+    from orchestrator.simulate import run_simulation
+    path = write_config()
+    with pytest.raises(NoExperiment) as caught:
+        queries.query(str(path), queries.status)
+    assert caught.value.code == exitcodes.NO_EXPERIMENT and "start CONFIG" in str(caught.value)
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "file").write_text("")
+    with pytest.raises(SimulationError) as caught:
+        run_simulation(path, work_dir=tmp_path / "busy")
+    assert caught.value.code == exitcodes.USAGE and "not empty" in str(caught.value)

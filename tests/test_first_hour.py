@@ -78,7 +78,7 @@ def test_readme_tour_uses_the_installed_script_and_known_commands():
 
 
 def cli_parser():
-    from orchestrator import cli, commands, master_commands, simulate  # noqa: F401
+    from orchestrator import cli
     return cli.build_parser()
 
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from scheduler_adapters import local
-from scheduler_adapters.base import JobRejected, JobSpec, JobState, SchedulerUnavailable
+from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerMisconfigured,
+                                     SchedulerUnavailable)
 from scheduler_adapters.local import LOST_REASON, LocalScheduler, process_identity
 
 from .local_helpers import pid_alive, wait_for, wait_state, wait_terminal
@@ -260,7 +261,7 @@ def test_a_supervisor_that_never_starts_is_given_up(make_scheduler, shell_job, m
 def test_a_supervisor_that_cannot_be_spawned_leaves_no_job_to_find(make_scheduler, shell_job,
                                                                     tmp_path):
     sched = make_scheduler(python=str(tmp_path / "no-such-python"))
-    with pytest.raises(SchedulerUnavailable, match="cannot start local supervisor"):
+    with pytest.raises(SchedulerMisconfigured, match="cannot start local supervisor"):
         sched.submit(shell_job("unborn", "true"))
     assert sched.find_by_name(["unborn"]) == {}
     assert sched.status(["1"])["1"].state is JobState.NODE_FAIL

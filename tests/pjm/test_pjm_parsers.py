@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerUnavailable,
-                                     SubmitLimitReached)
+from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerMisconfigured,
+                                     SchedulerUnavailable, SubmitLimitReached)
 from scheduler_adapters.commands import CommandResult
 from scheduler_adapters.emulators.pjm import column_spans, fixed_row
 from scheduler_adapters.pjm import (PJMRow, PJMScheduler, format_elapse, map_state, parse_pjsub,
@@ -42,7 +42,8 @@ def test_submitted_line_wins_over_a_nonzero_exit() -> None:
     ("[ERR.] PJM 0057 pjsub node=32 is greater than the upper limit (24).", 1, JobRejected),
     ("[ERR.] PJM 0007 pjsub Staging option error (3)\nRefer to the staging information file."
      " (J5333b14881e31ebcd2000001.sh.s2366652)", 0, JobRejected),             # K: rc 0
-    ("[ERR.] PJM 0020 pjsub Cannot open the file (rscgrp=fx-debug) : 2.", 1, JobRejected),
+    ("[ERR.] PJM 0020 pjsub Cannot open the file (rscgrp=fx-debug) : 2.", 1,
+     SchedulerMisconfigured),
     ("[ERR.] PJM 0070 pjsub No execute permission: pjsub-bulk.", 1, JobRejected),
     ("[ERR.] PJM 0049 pjsub The number of submitted jobs is greater than the upper limit (300).",
      1, SubmitLimitReached),
@@ -220,7 +221,7 @@ def test_rendered_merged_script_matches_golden() -> None:
 
 def test_paths_that_directives_cannot_carry_are_rejected() -> None:
     sched = PJMScheduler(rscgrp="cx-share")
-    with pytest.raises(JobRejected, match="stdout path"):
+    with pytest.raises(SchedulerMisconfigured, match="stdout path"):
         sched.render(golden_spec(Path("/scratch/u/my runs/a1")))
 
 
