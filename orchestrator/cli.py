@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import admin_commands, commands, exitcodes, master_commands, simulate
+from . import admin_commands, check_commands, commands, exitcodes, master_commands, simulate
 from .config import ConfigError
 from .errors import OrchestratorError
 
@@ -32,6 +32,9 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("start", "start or resume an experiment",
             master_commands.start_args, master_commands.start),
+    Command("check", "validate a config, its options and the scheduler before anything exists; "
+            "show the first job script (--run-one: run that trial once)",
+            check_commands.check_args, check_commands.check),
     Command("status", "state, progress and best point of an experiment",
             commands.read_args, commands.status),
     Command("queue", "jobs in flight at the scheduler", commands.read_args, commands.queue),

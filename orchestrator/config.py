@@ -296,7 +296,16 @@ def _duplicate_parameter_names(path: Path) -> list[str]:
 
 
 def _describe(exc: ValidationError) -> str:
-    err = exc.errors()[0]
+    errors = describe_errors(exc)
+    return errors[0] + ("" if len(errors) == 1 else f" (and {len(errors) - 1} more errors)")
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """Every validation error, one line each naming the field (``check`` lists them all)."""
+    return [_describe_one(err) for err in exc.errors()]
+
+
+def _describe_one(err: Any) -> str:
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
         parent = err["loc"][:-1]
@@ -305,8 +314,7 @@ def _describe(exc: ValidationError) -> str:
         return f"unknown key {where!r}{hint}"
     if err["type"] == "missing":
         return f"missing required key {where!r}"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{where}: {msg}" + ("" if len(exc.errors()) == 1 else f" (and {len(exc.errors()) - 1} more errors)")
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}"
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:

@@ -37,6 +37,7 @@ def summary_lines(data: dict[str, Any], objective: str, grid_size: int, config_a
         (f"{cli} stages {config_arg}", "DSICE's stages: base point, level, best"),
         (f"{cli} plot {config_arg} --out runs/plots", "objective, job timeline, utilisation"),
         (f"cp {config_arg} my.toml", "then point [trial] at your own program"),
+        (f"{cli} check my.toml --run-one", "validate it and run one trial, before any state"),
     ]
     width = max(len(command) for command, _ in tries)
     lines += ["", "next, try:"] + [f"  {c.ljust(width)}  # {why}" for c, why in tries]

@@ -6,7 +6,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import exitcodes
+from . import check_commands, exitcodes
+from .check import preflight
 from .config import Config, load_config
 from .errors import OrchestratorError
 from .output import add_target
@@ -18,10 +19,18 @@ def start_args(p: argparse.ArgumentParser) -> None:
                    help="no progress output, and silence when a master already runs (for cron)")
     p.add_argument("--detach", action="store_true",
                    help="run in the background: pid in WORK_DIR/master.pid, output in master.out")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check everything and show the first job script, then stop (= check)")
 
 
 def start(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return check_commands.check(argparse.Namespace(target=args.target, run_one=False,
+                                                       json=False))
     config = load_config(args.target)
+    for warning in preflight(config):     # bad options or scheduler: stop before any state
+        if not args.quiet:
+            print(f"orchestrator: warning: {warning}", file=sys.stderr)
     if args.detach:
         return _detach(config, quiet=args.quiet)
     return _run(config, quiet=args.quiet)
