@@ -13,7 +13,15 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import admin_commands, check_commands, commands, exitcodes, master_commands, simulate
+from . import (
+    admin_commands,
+    check_commands,
+    commands,
+    exitcodes,
+    logs,
+    master_commands,
+    simulate,
+)
 from .config import ConfigError
 from .errors import OrchestratorError
 
@@ -38,7 +46,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("status", "state, progress and best point of an experiment",
             commands.read_args, commands.status),
     Command("queue", "jobs in flight at the scheduler", commands.read_args, commands.queue),
-    Command("history", "every evaluation in order", commands.read_args, commands.history),
+    Command("history", "every evaluation in order (--failed, --run-dir)",
+            commands.history_args, commands.history),
+    Command("logs", "a trial's stdout, stderr and run directory (--attempt N, --follow)",
+            logs.logs_args, logs.logs),
     Command("stages", "the search's stages: base, level, points, best, duration",
             commands.read_args, commands.stages),
     Command("best", "the best point found so far, with its measurement",

@@ -290,6 +290,7 @@ def history(s: Session, exp: Experiment) -> list[dict[str, Any]]:
             "state": point.state, "origin": point.origin, "round": point.round,
             "attempts": len(point.attempts),
             "failures": [a.reason for a in point.attempts if a.failure_kind],
+            "run_dir": point.attempts[-1].run_dir if point.attempts else None,
             "recorded_at": iso(ev.recorded_at),
         })
     return out
