@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session
 from . import exitcodes, queries
 from .admin_commands import point_key_of
 from .errors import UsageError
-from .models import ACTIVE_ATTEMPT_STATES, Attempt, Experiment, Point
+from .models import Attempt, Experiment, Point
 from .outcomes import STDERR_FILE, STDOUT_FILE
 from .output import add_target
 from .render import block
 from .render import point as point_text
+from .states import AttemptKind, AttemptState
 
 SETUP_POINT = "setup"
 FOLLOW_POLL_S = 1.0
@@ -45,7 +46,7 @@ def attempt_record(s: Session, exp: Experiment, point: str, number: int | None
     """The chosen attempt of a point (or of the setup job), with its point and run directory."""
     query = select(Attempt).where(Attempt.experiment_id == exp.id)
     if point == SETUP_POINT:
-        query, params = query.where(Attempt.kind == SETUP_POINT), None
+        query, params = query.where(Attempt.kind == AttemptKind.SETUP), None
     else:
         key = point_key_of(point, exp.definition)
         row = s.execute(select(Point).where(Point.experiment_id == exp.id,
@@ -64,7 +65,7 @@ def attempt_record(s: Session, exp: Experiment, point: str, number: int | None
     return {"params": params, "attempt": chosen.number, "attempts": len(attempts),
             "state": chosen.state, "job_id": chosen.job_id, "node": chosen.node,
             "reason": chosen.reason, "run_dir": chosen.run_dir,
-            "active": chosen.state in ACTIVE_ATTEMPT_STATES}
+            "active": chosen.state in AttemptState.ACTIVE}
 
 
 def logs(args: argparse.Namespace) -> int:
