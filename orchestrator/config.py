@@ -98,6 +98,8 @@ class ExperimentSection(Strict):
     database: str | None = None     # SQLAlchemy URL; default: SQLite file in the work directory
     sqlite_journal: Literal["delete", "wal"] = "delete"   # wal only on a local disk
     lease_timeout: float = Field(default=300.0, gt=0)     # seconds without heartbeat = master dead
+    # Stop when this many distinct points failed the same way before any trial succeeded (0: off).
+    fail_fast: int = Field(default=3, ge=0)
     seed: int = 0
 
 

@@ -31,6 +31,7 @@ from scheduler_adapters.base import Scheduler
 from . import exitcodes, ledger
 from .config import Config
 from .context import Context, MasterError
+from .fail_fast import FailFast
 from .faults import crash_point
 from .lease import LeaseHeld, LeaseHolder, LeaseLost
 from .models import Attempt, Evaluation, Experiment, Lease, Point
@@ -58,6 +59,7 @@ class Crew:
     outputs: SetupOutputs
     setup: SetupJob | None
     search: SearchDriver
+    fail_fast: FailFast
 
 
 class Master:
@@ -90,15 +92,16 @@ class Master:
             self._setup_logging()
             if state == ExperimentState.FINISHED:
                 with sessions() as s:
-                    self.progress.finish(self._summary(s, experiment_id))
-                return exitcodes.OK
+                    summary = self._summary(s, experiment_id)
+                self.progress.finish(summary)
+                return exitcodes.OK if summary["best"] is not None else exitcodes.ERROR
             if state in ExperimentState.FINAL:
                 with sessions() as s:
                     exp = s.get(Experiment, experiment_id)
                     message = exp.message if exp is not None else None
                 raise MasterError(f"experiment {self.config.name!r} is {state}"
                                   f"{': ' + message if message else ''}; "
-                                  "start a new one with another name or work_dir")
+                                  "`start --fresh` archives it and starts over")
             lease = self._claim(sessions, experiment_id)
             ctx = Context(self.config, sessions, experiment_id, instance, lease.holder,
                           self.clock, self.sleep)
@@ -139,6 +142,8 @@ class Master:
                 if self._check_stop(crew):
                     break
                 crew.reconciler.poll()
+                if (reason := crew.fail_fast.verdict()) is not None:
+                    return self._fail_fast(crew, reason)
                 if crew.setup is not None and not crew.outputs.ready():
                     if isinstance(failed := crew.setup.advance(), Failed):
                         self._release(ctx)
@@ -147,8 +152,7 @@ class Master:
                 else:
                     crew.search.advance()
                     if crew.search.finished():
-                        self._finish(crew)
-                        return exitcodes.OK
+                        return self._finish(crew)
                 crew.submitter.fill(crew.search.speculate if crew.outputs.ready() else None)
                 self.progress.update(crew.search.progress())
                 ctx.sleep(crew.reconciler.poll_interval())
@@ -166,7 +170,7 @@ class Master:
         submitter = Submitter(ctx, scheduler, absent, outputs.get)
         setup = SetupJob(ctx, outputs, submitter) if self.config.model.setup is not None else None
         return Crew(ctx, Reconciler(ctx, scheduler, absent), submitter, outputs, setup,
-                    SearchDriver(ctx))
+                    SearchDriver(ctx), FailFast(ctx))
 
     def _open_engine(self) -> Engine:
         cfg = self.config
@@ -294,7 +298,22 @@ class Master:
             crew.reconciler.cancel_all("experiment cancelled")
         return self.stopping is not None
 
-    def _finish(self, crew: Crew) -> None:
+    def _fail_fast(self, crew: Crew, reason: str) -> int:
+        """Stop the experiment: its trials fail alike and none succeeded (see ``fail_fast``)."""
+        ctx = crew.ctx
+        crew.reconciler.cancel_all("experiment failed fast")
+        message = (f"{reason}; fix the trial (`orchestrator check CONFIG --run-one`), then "
+                   "`orchestrator retry CONFIG --all-failed`")
+        with ctx.tx() as s:
+            ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.FAILED,
+                                        at=ctx.now(), message=message)
+            ctx.event(s, "experiment-failed", message, {"fail_fast": True})
+        self._release(ctx)
+        self.progress.message(f"experiment failed: {message}")
+        return exitcodes.ERROR
+
+    def _finish(self, crew: Crew) -> int:
+        """Record the end of the search; non-zero when nothing was measured."""
         ctx = crew.ctx
         crew.reconciler.cancel_all("search finished; speculative job no longer needed")
         with ctx.read() as s:
@@ -306,6 +325,7 @@ class Master:
             ctx.event(s, "finished", f"experiment finished: best {summary['best']}", summary)
         self._release(ctx)
         self.progress.finish(summary)
+        return exitcodes.OK if summary["best"] is not None else exitcodes.ERROR
 
     def summary(self) -> dict[str, Any]:
         """The experiment's result so far: best point, counts, wall time."""
