@@ -22,7 +22,7 @@ from .models import Attempt, Event
 from .states import AttemptKind, AttemptState, FailureKind
 
 PATH_RE = re.compile(r"\S*/\S*")
-REOPEN_EVENTS = ("retry", "reopened")
+REOPEN_EVENTS = ("retry",)
 
 
 def cause_of(reason: str | None) -> str:

@@ -66,8 +66,10 @@ class Master:
     def __init__(self, config: Config, *, scheduler: Scheduler | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None,
+                 known: tuple[str, dict[tuple[int, ...], float | None]] | None = None) -> None:
         self.config = config
+        self.known = known                   # (source, results): a warm start of a new experiment
         self.clock = clock
         self._wake = threading.Event()
         self.sleep: Callable[[float], None] = sleep or self._wait
@@ -225,11 +227,17 @@ class Master:
                 s.add(exp)
                 s.flush()
                 ledger.add_event(s, exp.id, "created", f"experiment {cfg.name} created", at=now)
+                if self.known is not None:
+                    self._record_known(s, exp.id, now)
                 return exp.id, exp.state, exp.instance
             exp = exps[0]
             if exp.name != cfg.name:
                 raise MasterError(f"database {cfg.database_url} belongs to experiment "
                                   f"{exp.name!r}, not {cfg.name!r}", exitcodes.USAGE)
+            if self.known is not None:
+                raise MasterError(f"--warm-start: {cfg.name!r} already exists in "
+                                  f"{cfg.database_url}; warm start a new experiment "
+                                  "(with `start --fresh --warm-start ...`)", exitcodes.USAGE)
             if exp.fingerprint != self.fingerprint:
                 raise MasterError(describe_change(exp.definition, definition, cfg), exitcodes.USAGE)
             if exp.settings != settings:
@@ -237,6 +245,15 @@ class Master:
                 ledger.add_event(s, exp.id, "config-changed",
                                  "settings changed (cap, scheduler, retries, ...); accepted", at=now)
             return exp.id, exp.state, exp.instance
+
+    def _record_known(self, s: Session, experiment_id: int, now: datetime) -> None:
+        assert self.known is not None
+        source, results = self.known
+        ledger.record_known(s, experiment_id, results, params_of=self.config.params_of,
+                            source=source, at=now)
+        ledger.add_event(s, experiment_id, "warm-start",
+                         f"{len(results)} points known from {source}",
+                         {"source": source, "points": len(results)}, at=now)
 
     def _claim(self, sessions: sessionmaker[Session], experiment_id: int) -> _Claim:
         holder = LeaseHolder(experiment_id, self.config.model.experiment.lease_timeout)

@@ -112,3 +112,6 @@ class Origin(StrEnum):
     """The search asked for it in a round."""
     SPECULATIVE = "speculative"
     """Prefetched into idle slots; joins a round if the search later asks for it."""
+    KNOWN = "known"
+    """Measured before this search began (``start --warm-start``): told to the search as a
+    known result (DSICE ``inform``), never submitted."""
