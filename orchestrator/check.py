@@ -233,10 +233,11 @@ def job_script(scheduler: Scheduler, spec: JobSpec) -> str:
                          spec=spec)
 
 
-def preflight(config: Config) -> list[str]:
+def preflight(config: Config, *, probe_scheduler: bool) -> list[str]:
     """What ``start`` checks before it creates anything: option names and values (a
-    ConfigError, exit 2, all named in one line) and the scheduler's commands
-    (SchedulerNotReady, exit 1). Returns the warnings to show."""
+    ConfigError, exit 2, all named in one line) and, with ``probe_scheduler`` (a new
+    experiment: a restart leaves that to the master, which stops on SchedulerMisconfigured),
+    the scheduler's commands (SchedulerNotReady, exit 1). Returns the warnings to show."""
     raw = config.model.model_dump(mode="python")
     problems = option_problems(raw)
     if problems:
@@ -246,7 +247,7 @@ def preflight(config: Config) -> list[str]:
     build_strategy(config, config.model.scheduler.cap)      # option values, the constraint
     try:
         with throwaway_scheduler(config) as scheduler:
-            answers = scheduler.check(work_dir=config.work_dir)
+            answers = scheduler.check(work_dir=config.work_dir) if probe_scheduler else []
     except SchedulerMisconfigured as exc:
         raise ConfigError(f"{config.path}: scheduler.options: {exc}") from None
     if answers:

@@ -97,6 +97,8 @@ def record_points(s: Session, experiment_id: int, batch: Sequence[Index], *,
             new.append(index)
         elif point.round is None and round_number is not None:
             point.round = round_number     # a speculative point the search now needs
+            if point.state == PointState.CANCELLED:
+                point.state = PointState.PENDING   # left unmeasured earlier: measure it now
     return new
 
 

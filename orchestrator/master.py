@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler_adapters.base import Scheduler
 
-from . import exitcodes, ledger
+from . import exitcodes, extend, ledger
 from .config import Config
 from .context import Context, MasterError
 from .fail_fast import FailFast
@@ -44,7 +44,7 @@ from .states import ExperimentState
 from .store import create_schema, make_engine, schema_problem, session_factory
 from .submit import Submitter
 
-__all__ = ["Master", "MasterError", "describe_change"]
+__all__ = ["Master", "MasterError"]
 
 log = logging.getLogger("orchestrator.master")
 
@@ -239,12 +239,25 @@ class Master:
                                   f"{cfg.database_url}; warm start a new experiment "
                                   "(with `start --fresh --warm-start ...`)", exitcodes.USAGE)
             if exp.fingerprint != self.fingerprint:
-                raise MasterError(describe_change(exp.definition, definition, cfg), exitcodes.USAGE)
+                self._extend(s, exp, now)
             if exp.settings != settings:
                 exp.settings = settings
                 ledger.add_event(s, exp.id, "config-changed",
                                  "settings changed (cap, scheduler, retries, ...); accepted", at=now)
             return exp.id, exp.state, exp.instance
+
+    def _extend(self, s: Session, exp: Experiment, now: datetime) -> None:
+        """Continue on a grid whose candidate lists grew; refuse any other change, named."""
+        definition = self.config.search_definition()
+        mapping = extend.plan(exp.definition, definition)
+        if mapping is None:
+            raise MasterError(extend.refusal(exp.definition, definition, self.config),
+                              exitcodes.USAGE)
+        try:
+            message = extend.apply(s, exp, mapping, self.config, self.fingerprint, at=now)
+        except extend.ExtensionRefused as exc:
+            raise MasterError(f"{self.config.path}: {exc}", exitcodes.USAGE) from None
+        self.progress.message(f"{message}; every measured point kept")
 
     def _record_known(self, s: Session, experiment_id: int, now: datetime) -> None:
         assert self.known is not None
@@ -385,10 +398,3 @@ class Master:
 class _Claim:
     holder: LeaseHolder
     took_over: bool
-
-
-def describe_change(old: dict[str, Any], new: dict[str, Any], config: Config) -> str:
-    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return (f"{config.path}: the search definition changed since the experiment started "
-            f"({', '.join(changed)}); a changed space or objective is a new experiment: "
-            f"give it another experiment.name or work_dir")

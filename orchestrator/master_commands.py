@@ -11,6 +11,7 @@ from .check import preflight
 from .config import Config, load_config
 from .errors import OrchestratorError
 from .output import add_target
+from .store import sqlite_path
 from .strategies import build_strategy
 
 
@@ -34,7 +35,8 @@ def start(args: argparse.Namespace) -> int:
         return check_commands.check(argparse.Namespace(target=args.target, run_one=False,
                                                        json=False))
     config = load_config(args.target)
-    for warning in preflight(config):     # bad options or scheduler: stop before any state
+    new = args.fresh or not _has_state(config)
+    for warning in preflight(config, probe_scheduler=new):   # stop before any state exists
         if not args.quiet:
             print(f"orchestrator: warning: {warning}", file=sys.stderr)
     known = None if args.warm_start is None else _known(args.warm_start, config, args.quiet)
@@ -48,6 +50,12 @@ def start(args: argparse.Namespace) -> int:
 
 
 Known = tuple[str, dict[tuple[int, ...], float | None]]
+
+
+def _has_state(config: Config) -> bool:
+    """Whether the experiment may exist already (a server database: assume so)."""
+    db = sqlite_path(config.database_url)
+    return db is None or db.exists()
 
 
 def _known(other: str, config: Config, quiet: bool) -> Known:

@@ -126,3 +126,37 @@ def test_warm_start_refuses_another_objective(write_config, cli, tmp_path):
     proc = cli("start", str(second), "--warm-start", str(first))
     assert proc.returncode == 2 and "its values cannot be reused" in proc.stderr
     assert not (tmp_path / "work").exists()
+
+
+def test_extending_a_candidate_list_keeps_every_measured_point(write_config, cli, tmp_path):
+    """The optimum lies beyond the grid's edge: values added on both sides continue the
+    experiment; nothing measured is measured again, and the search reaches the new edge."""
+    path = write_config(strategy="dsice", parameters='x = { values = [0, 1, 2, 3] }\n'
+                                                     'y = { values = [0, 1, 2] }',
+                        command="{python} -m jobs.examples.synthetic --center x=5 --center y=1")
+    assert cli("start", str(path)).returncode == 0
+    assert status(cli, path)["best"]["params"] == {"x": 3, "y": 1}
+    measured = succeeded_per_point(path)
+    path.write_text(path.read_text().replace("[0, 1, 2, 3]", "[-1, 0, 1, 2, 3, 4, 5, 6]"))
+    proc = cli("start", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert "grid extended: x: added -1, 4, 5, 6; every measured point kept" in proc.stderr
+    data = status(cli, path)
+    assert data["state"] == "finished" and data["best"]["params"] == {"x": 5, "y": 1}
+    counts = succeeded_per_point(path)
+    assert all(counts[p] == 1 for p in measured) and set(counts.values()) == {1}
+    moved = tmp_path / "work" / "trials" / "before-extension-1"
+    assert len(list(moved.glob("p*/attempt-1/result.json"))) == len(measured)
+    # the old points' records follow their files: `logs` still finds them
+    assert str(moved / "p3-1" / "attempt-1") in cli("logs", str(path), "x=3,y=1").stdout
+
+
+def test_other_changes_are_refused_with_the_difference_named(write_config, cli, tmp_path):
+    path = write_config(strategy="dsice")
+    assert cli("start", str(path)).returncode == 0
+    path.write_text(path.read_text().replace("[0, 1, 2, 3]", "[0, 1, 2, 4]")
+                    .replace('strategy = "dsice"', 'strategy = "grid"'))
+    proc = cli("start", str(path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "x: removed 3; added 4" in proc.stderr and "strategy 'dsice' -> 'grid'" in proc.stderr
+    assert "`start --fresh`" in proc.stderr
