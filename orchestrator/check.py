@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from scheduler_adapters import SCHEDULERS, JobSpec, Scheduler, SchedulerMisconfigured
 from search.explore import DSICE_OPTIONS, EXPLORE_OPTIONS
 
-from . import exitcodes
+from . import exitcodes, extend, queries
 from .config import (
     SETUP_PREFIX,
     Config,
@@ -36,6 +36,8 @@ from .config import (
     validate_config,
 )
 from .errors import OrchestratorError
+from .states import ExperimentState
+from .store import sqlite_path
 from .strategies import build_strategy
 from .trials import job_name, job_spec, run_dir_for
 
@@ -94,6 +96,7 @@ def inspect_config(path: Path, *, probe_scheduler: bool = True) -> Inspection:
     problem = work_dir_problem(config.work_dir)
     if problem:
         found.errors.append(problem)
+    existing_experiment(config, found)
     if found.errors:
         return found
     with throwaway_scheduler(config) as scheduler:
@@ -138,6 +141,30 @@ def template_warnings(config: Config) -> list[str]:
             warnings.append(f"{name}.command has '${{' : placeholders are {{name}} (no shell "
                             "runs the command, so the '$' reaches the program as is)")
     return warnings
+
+
+def existing_experiment(config: Config, found: Inspection) -> None:
+    """What ``start`` would say about the experiment already in the work directory."""
+    db = sqlite_path(config.database_url)
+    if db is not None and not db.exists():
+        return
+    try:
+        definition, state = queries.query(str(config.path),
+                                          lambda s, exp: (exp.definition, exp.state))
+    except OrchestratorError:        # none yet, or unreadable: `start` says which
+        return
+    new = config.search_definition()
+    if definition != new:
+        if extend.plan(definition, new) is None:
+            found.errors.append(extend.refusal(definition, new, config))
+        else:
+            found.warnings.append("start extends the grid of the existing experiment ("
+                                  + "; ".join(extend.differences(definition, new))
+                                  + "); every measured point is kept")
+    if state in ExperimentState.FINAL:
+        found.warnings.append(f"the experiment in {config.work_dir} is {state}: start refuses "
+                              "it (`start --fresh` archives it; after a fail-fast stop, "
+                              "`retry --all-failed` reopens it)")
 
 
 def work_dir_problem(work_dir: Path) -> str | None:

@@ -60,8 +60,8 @@ def attempt_record(s: Session, exp: Experiment, point: str, number: int | None
     chosen = attempts[-1] if number is None else next(
         (a for a in attempts if a.number == number), None)
     if chosen is None:
-        raise UsageError(f"point {point!r} has attempts {', '.join(str(a.number) for a in attempts)}"
-                         f", not {number}")
+        numbers = ", ".join(str(a.number) for a in attempts)
+        raise UsageError(f"point {point!r} has attempts {numbers}, not {number}")
     return {"params": params, "attempt": chosen.number, "attempts": len(attempts),
             "state": chosen.state, "job_id": chosen.job_id, "node": chosen.node,
             "reason": chosen.reason, "run_dir": chosen.run_dir,

@@ -237,7 +237,7 @@ class Master:
             if self.known is not None:
                 raise MasterError(f"--warm-start: {cfg.name!r} already exists in "
                                   f"{cfg.database_url}; warm start a new experiment "
-                                  "(with `start --fresh --warm-start ...`)", exitcodes.USAGE)
+                                  "(`start --fresh --warm-start ...`)", exitcodes.USAGE)
             if exp.fingerprint != self.fingerprint:
                 self._extend(s, exp, now)
             if exp.settings != settings:

@@ -17,13 +17,12 @@ from typing import Any
 from jobs.result import RESULT_FILE, ResultError, read_result, read_result_object
 from scheduler_adapters.base import JobState, JobStatus
 
+from .states import AttemptState, FailureKind
+
 STDERR_FILE, STDOUT_FILE = "stderr.txt", "stdout.txt"     # the adapters' defaults (JobSpec)
 TAIL_LINES = 5              # of the program's stderr, in a failure's reason
 TAIL_CHARS = 500
 TAIL_READ_BYTES = 16384     # read from the end of the file: a log may be huge
-
-PROGRAM = "program"
-INFRA = "infra"
 
 # States in which a valid result file is still trusted.
 RESULT_TRUSTED = (JobState.SUCCEEDED, JobState.UNKNOWN, JobState.NODE_FAIL, JobState.CANCELLED)
@@ -31,10 +30,10 @@ RESULT_TRUSTED = (JobState.SUCCEEDED, JobState.UNKNOWN, JobState.NODE_FAIL, JobS
 
 @dataclass(frozen=True)
 class Outcome:
-    state: str                      # the attempt's final state
+    state: AttemptState             # the attempt's final state
     value: float | None = None      # set on success of a trial
     values: dict[str, Any] | None = None
-    failure_kind: str | None = None
+    failure_kind: FailureKind | None = None
     reason: str | None = None
 
     @property
@@ -49,33 +48,33 @@ def judge(status: JobStatus, run_dir: Path, objective_key: str | None) -> Outcom
         try:
             if objective_key is None:
                 values = read_result_object(result_path)
-                return Outcome(state="succeeded", values=values)
+                return Outcome(state=AttemptState.SUCCEEDED, values=values)
             value, values = read_result(result_path, objective_key)
-            return Outcome(state="succeeded", value=value, values=values)
+            return Outcome(state=AttemptState.SUCCEEDED, value=value, values=values)
         except ResultError as exc:
             result_problem = str(exc)
         if status.state is JobState.SUCCEEDED:
             reason = _join(result_problem, result_hint(result_path, objective_key))
-            return Outcome(state="failed", failure_kind=PROGRAM,
+            return Outcome(state=AttemptState.FAILED, failure_kind=FailureKind.PROGRAM,
                            reason=with_output_tail(reason, run_dir))
     state = status.state
     if state is JobState.FAILED:
         code = "" if status.exit_code is None else f" with exit code {status.exit_code}"
         detail = None if status.reason and status.reason.startswith("exit code") else status.reason
-        return Outcome(state="failed", failure_kind=PROGRAM,
+        return Outcome(state=AttemptState.FAILED, failure_kind=FailureKind.PROGRAM,
                        reason=with_output_tail(_join(f"program exited{code}", detail), run_dir))
     if state is JobState.TIMEOUT:
-        return Outcome(state="timeout", failure_kind=PROGRAM,
+        return Outcome(state=AttemptState.TIMEOUT, failure_kind=FailureKind.PROGRAM,
                        reason=with_output_tail(_join("time limit exceeded", status.reason),
                                                run_dir))
     if state is JobState.NODE_FAIL:
-        return Outcome(state="node_fail", failure_kind=INFRA,
+        return Outcome(state=AttemptState.NODE_FAIL, failure_kind=FailureKind.INFRA,
                        reason=_join("node failure or preemption", status.reason))
     if state is JobState.CANCELLED:
-        return Outcome(state="cancelled", failure_kind=INFRA,
+        return Outcome(state=AttemptState.CANCELLED, failure_kind=FailureKind.INFRA,
                        reason=_join("cancelled outside the master", status.reason))
-    return Outcome(state="unknown", failure_kind=INFRA,
-                   reason=_join("job vanished from the scheduler (not in queue nor history)", status.reason))
+    return Outcome(state=AttemptState.UNKNOWN, failure_kind=FailureKind.INFRA, reason=_join(
+                   "job vanished from the scheduler (not in queue nor history)", status.reason))
 
 
 def _join(what: str, detail: str | None) -> str:

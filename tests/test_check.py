@@ -113,3 +113,15 @@ def test_run_one_shows_why_the_result_is_unusable(write_config, cli, tmp_path):
     assert proc.returncode == 1 and "exit code 3" in proc.stderr
     assert "synthetic: failing on purpose" in proc.stderr     # the program's stderr, shown
     assert not (tmp_path / "work" / "state.db").exists()
+
+
+def test_check_names_what_start_would_refuse_in_an_existing_experiment(write_config, cli):
+    path = write_config()
+    assert cli("start", str(path)).returncode == 0
+    path.write_text(path.read_text().replace("[0, 1, 2, 3]", "[0, 1, 2, 3, 4]"))
+    proc = cli("check", str(path))
+    assert proc.returncode == 0
+    assert "warning: start extends the grid of the existing experiment (x: added 4)" in proc.stdout
+    path.write_text(path.read_text().replace("[0, 1, 2, 3, 4]", "[1, 2, 3]"))
+    proc = cli("check", str(path))
+    assert proc.returncode == 2 and "x: removed 0" in proc.stdout

@@ -5,6 +5,8 @@ import json
 import re
 import sqlite3
 
+import pytest
+
 from orchestrator.fail_fast import cause_of
 
 BROKEN = "{python} -m jobs.examples.synthetic --center x=${x} --center y=1"
@@ -58,3 +60,22 @@ def test_the_cause_ignores_paths_and_the_stderr_tail():
     assert cause_of("program exited with exit code 2; stderr: bad '$1'") \
         == cause_of("program exited with exit code 2; stderr: bad '$2'")
     assert cause_of("program exited with exit code 2") != cause_of("time limit exceeded")
+
+
+@pytest.mark.parametrize("command, hint", [
+    ("{python} -m jobs.examples.synthetic --fail-attempts 9 --fail-mode nothing",
+     "the program must write one JSON object to $ORCH_RESULT_FILE"),
+    ("{python} -m jobs.examples.synthetic --fail-attempts 9 --fail-mode missing-key",
+     "keys present: 'other'; [objective] key is 'loss'"),
+    ("{python} train.py --x {x}", "can't open file"),
+])
+def test_each_first_mistake_stops_after_the_threshold(write_config, cli, tmp_path, command, hint):
+    """The issue's cases: no result file, another objective key, a relative script path."""
+    (tmp_path / "train.py").write_text("print('never found: commands run in the run dir')\n")
+    path = write_config(command=command, strategy="dsice", cap=3)
+    proc = cli("start", str(path))
+    assert proc.returncode == 1, proc.stderr
+    assert attempts_of(tmp_path) <= 3 + 3                     # the threshold, and the cap
+    message = json.loads(cli("status", str(path), "--json").stdout)["message"]
+    assert "failed the same way and none succeeded (fail_fast = 3)" in message
+    assert hint in message
