@@ -24,7 +24,7 @@ from . import exitcodes, ledger, queries, recover
 from .config import Config, load_config
 from .errors import MasterRunning, NoExperiment, OrchestratorError, UsageError
 from .lease import request_stop
-from .models import Attempt, Experiment, utcnow
+from .models import Attempt, Experiment, point_key, utcnow
 from .output import add_target
 from .render import point as point_text
 from .schedulers import build_scheduler
@@ -224,7 +224,7 @@ def point_key_of(spec: str, definition: dict[str, Any]) -> str:
         if len(index) != len(order) or not inside:
             raise UsageError(f"point {spec!r} is not an index of the grid "
                              f"({' x '.join(str(len(values[n])) for n in order)})")
-        return ",".join(map(str, index))
+        return point_key(index)
     given: dict[str, str] = {}
     for part in spec.split(","):
         name, sep, text = part.partition("=")
@@ -242,7 +242,7 @@ def point_key_of(spec: str, definition: dict[str, Any]) -> str:
             raise UsageError(f"point {spec!r}: {given[name]} is not a value of {name} "
                              f"({', '.join(map(str, values[name]))})")
         index.append(hit)
-    return ",".join(map(str, index))
+    return point_key(index)
 
 
 def retry(args: argparse.Namespace) -> int:

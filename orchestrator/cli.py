@@ -17,13 +17,16 @@ from . import (
     admin_commands,
     check_commands,
     commands,
+    completion,
     exitcodes,
     logs,
     master_commands,
     simulate,
+    starter,
 )
 from .config import ConfigError
 from .errors import OrchestratorError
+from .version import __version__
 
 Handler = Callable[[argparse.Namespace], int]
 Arguments = Callable[[argparse.ArgumentParser], None]
@@ -44,7 +47,7 @@ COMMANDS: tuple[Command, ...] = (
             "show the first job script (--run-one: run that trial once)",
             check_commands.check_args, check_commands.check),
     Command("status", "state, progress and best point of an experiment",
-            commands.read_args, commands.status),
+            commands.status_args, commands.status),
     Command("queue", "jobs in flight at the scheduler", commands.read_args, commands.queue),
     Command("history", "every evaluation in order (--failed, --run-dir)",
             commands.history_args, commands.history),
@@ -68,18 +71,29 @@ COMMANDS: tuple[Command, ...] = (
             admin_commands.retry_args, admin_commands.retry),
     Command("simulate", "run the experiment against a simulated cluster on a virtual clock",
             simulate.simulate_args, simulate.simulate),
+    Command("init", "write a commented starter config for a trial command and a scheduler",
+            starter.init_args, starter.init),
+    Command("completion", "print a shell completion script: eval \"$(orchestrator completion "
+            "bash)\"", completion.completion_args, lambda args: print_completion(args.shell)),
 )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orchestrator", description="Auto-tune expensive programs on batch clusters.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for cmd in COMMANDS:
         p = sub.add_parser(cmd.name, help=cmd.help, description=cmd.help)
         cmd.arguments(p)
         p.set_defaults(handler=cmd.handler)
     return parser
+
+
+def print_completion(shell: str) -> int:
+    """The completion command lives here because it reads the whole parser."""
+    print(completion.script(build_parser(), shell), end="")
+    return exitcodes.OK
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -11,12 +11,14 @@ import io
 import json
 import sys
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import exitcodes, queries
 from .errors import CannotWrite, UsageError
-from .output import add_format, add_target, show_record, show_rows
+from .live import add_watch, ended, follow, last_heartbeat, watch
+from .output import add_format, add_target, format_record, show_record, show_rows
 from .render import counts, duration, measured
 
 
@@ -26,13 +28,27 @@ def read_args(p: argparse.ArgumentParser) -> None:
     add_format(p)
 
 
+def is_live(master: dict[str, Any] | None) -> bool:
+    """A master is running: what the database says is being kept up to date."""
+    return bool(master and master["alive"])
+
+
 def _master_line(master: dict[str, Any] | None) -> str:
     if master is None:
-        return "-"
-    state = "alive" if master["alive"] else "not running"
-    stop = ", stop requested" if master["alive"] and master.get("stop_requested") else ""
-    return (f"pid {master['pid']} on {master['host']}, {state}{stop}, "
+        return "none has run"
+    if not master["alive"]:
+        return (f"pid {master['pid']} on {master['host']}, not running "
+                f"(last heartbeat {duration(master['heartbeat_age_s'])} ago)")
+    stop = ", stop requested" if master.get("stop_requested") else ""
+    return (f"pid {master['pid']} on {master['host']}, alive{stop}, "
             f"heartbeat {master['heartbeat_age_s']:.0f} s ago")
+
+
+def _state_line(data: dict[str, Any]) -> str:
+    line = data["state"] + (f" ({data['message']})" if data["message"] else "")
+    if not data["live"] and data["state"] not in queries.ENDED:
+        line += " - last known: no master is running; `orchestrator start` resumes"
+    return line
 
 
 def _estimate_line(est: dict[str, Any]) -> str:
@@ -54,7 +70,7 @@ def status_pairs(data: dict[str, Any]) -> list[tuple[str, Any]]:
     util = data["utilisation"]
     pairs: list[tuple[str, Any]] = [
         ("experiment", data["experiment"]),
-        ("state", data["state"] + (f" ({data['message']})" if data["message"] else "")),
+        ("state", _state_line(data)),
         ("master", _master_line(data["master"])),
         ("strategy", f"{data['strategy']}, {data['direction']}"),
     ]
@@ -66,7 +82,8 @@ def status_pairs(data: dict[str, Any]) -> list[tuple[str, Any]]:
          f"{measured(best['params'], best['value'])} "
          f"(evaluation {best['evaluation']}, {best['found_at']})"),
         ("evaluations", f"{data['evaluations']} measured, {data['failed_points']} failed points"),
-        ("running / pending", f"{data['running']} / {data['pending']}"),
+        ("running / pending", f"{data['running']} / {data['pending']}"
+         + ("" if data["live"] or not data["running"] + data["pending"] else " (last known)")),
         ("points", counts(data["points_by_state"])),
         ("attempts", counts(data["attempts_by_state"])),
         ("utilisation", "-" if util is None else
@@ -79,17 +96,66 @@ def status_pairs(data: dict[str, Any]) -> list[tuple[str, Any]]:
     return pairs
 
 
+def status_args(p: argparse.ArgumentParser) -> None:
+    read_args(p)
+    add_watch(p)
+
+
+def read_status(target: str) -> dict[str, Any]:
+    data = queries.query(target, queries.status)
+    return {**data, "live": is_live(data["master"])}
+
+
 def status(args: argparse.Namespace) -> int:
-    data = queries.query(args.target, queries.status)
-    show_record(args, data, status_pairs(data), value=data["state"])
-    return exitcodes.OK
+    if args.watch is None:
+        data = read_status(args.target)
+        show_record(args, data, status_pairs(data), value=data["state"])
+        return exitcodes.OK
+    if args.watch <= 0:
+        raise UsageError("--watch SECONDS must be positive")
+
+    def refresh() -> tuple[str, bool]:
+        data = read_status(args.target)
+        if args.format == "json":       # one document per line (JSON Lines) for a stream
+            text = json.dumps(data, sort_keys=True, default=str)
+        else:
+            text = format_record(args, data, status_pairs(data), value=data["state"])
+        return text, ended(data["state"], data["master"])
+    # Only people get the header line; a stream for a program has the data alone.
+    title = f"orchestrator status {args.target}" if args.format == "table" else None
+    return watch(refresh, args.watch, title)
+
+
+ISO = "%Y-%m-%dT%H:%M:%SZ"           # queries.iso's format
+QUEUE_COLUMNS = ["job_id", "attempt", "state", "params", "submitted_at", "elapsed_s", "node"]
+
+
+def _as_last_seen(rows: list[dict[str, Any]], heartbeat: datetime | None
+                  ) -> list[dict[str, Any]]:
+    """Without a master nobody has looked at these jobs since its last heartbeat: their
+    elapsed times stop there instead of growing as if they were still watched."""
+    def elapsed(row: dict[str, Any]) -> int | None:
+        if row["started_at"] is None or heartbeat is None:
+            return None
+        started = datetime.strptime(row["started_at"], ISO).replace(tzinfo=timezone.utc)
+        return max(0, round((heartbeat - started).total_seconds()))
+    return [{**r, "live": False, "elapsed_s": elapsed(r)} for r in rows]
 
 
 def queue(args: argparse.Namespace) -> int:
-    rows = queries.query(args.target, queries.queue)
+    rows, master, heartbeat = queries.query(args.target, lambda s, exp: (
+        queries.queue(s, exp), queries.master_info(s, exp), last_heartbeat(s, exp)))
+    if is_live(master):
+        rows = [{**r, "live": True} for r in rows]
+    else:
+        rows = _as_last_seen(rows, heartbeat)
+        if rows and args.format == "table":
+            seen = "no master has run" if master is None else \
+                f"as last seen by a master {duration(master['heartbeat_age_s'])} ago"
+            print(f"no master is running: jobs {seen}; they may have ended since "
+                  "(`orchestrator start` catches up)")
     # The job name is in --format json; the id is what the scheduler's own tools take.
-    show_rows(args, rows, ["job_id", "attempt", "state", "params", "submitted_at", "elapsed_s",
-                           "node"], empty="no jobs in flight")
+    show_rows(args, rows, QUEUE_COLUMNS, empty="no jobs in flight")
     return exitcodes.OK
 
 
@@ -130,6 +196,10 @@ def best(args: argparse.Namespace) -> int:
         raise UsageError("--top must be at least 1")
     data = queries.query(args.target, lambda s, exp: queries.best(s, exp, args.top))
     b = data["best"]
+    top_columns = ["evaluation", "value", "params", "found_at"]
+    if args.format == "value" and args.top > 1:      # a shell asked for N rows of values
+        show_rows(args, data["top"], top_columns, empty="")
+        return exitcodes.OK
     if b is None:
         if args.format == "table":
             print(f"no successful evaluation yet in {data['experiment']} ({data['state']})")
@@ -146,10 +216,9 @@ def best(args: argparse.Namespace) -> int:
         ("run dir", b["run_dir"]),
         ("metrics", b["metrics"]),
     ], value=b["value"])
-    if args.top > 1 and args.format in ("table", "value"):
-        if args.format == "table":
-            print()
-        show_rows(args, data["top"], ["evaluation", "value", "params", "found_at"], empty="")
+    if args.top > 1 and args.format == "table":
+        print()
+        show_rows(args, data["top"], top_columns, empty="")
     return exitcodes.OK
 
 
@@ -157,11 +226,15 @@ def events_args(p: argparse.ArgumentParser) -> None:
     read_args(p)
     p.add_argument("--limit", type=int, default=20, metavar="N",
                    help="the N most recent events (default 20)")
+    p.add_argument("--follow", "-f", action="store_true",
+                   help="then print new events as they happen, until the experiment ends")
 
 
 def events(args: argparse.Namespace) -> int:
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
+    if args.follow:
+        return follow(args.target, args.format, args.limit, wide=args.wide)
     rows = queries.query(args.target, lambda s, exp: queries.events(s, exp, args.limit))
     show_rows(args, rows, ["at", "kind", "message"], empty="no events yet")
     return exitcodes.OK

@@ -10,6 +10,7 @@ from . import check_commands, exitcodes, recover
 from .check import preflight
 from .config import Config, load_config
 from .errors import OrchestratorError
+from .files import write_atomic
 from .output import add_target
 from .store import sqlite_path
 from .strategies import build_strategy
@@ -70,9 +71,12 @@ def _known(other: str, config: Config, quiet: bool) -> Known:
 
 
 def _run(config: Config, *, quiet: bool, known: Known | None = None) -> int:
+    from . import queries
     from .master import Master, MasterError
     from .progress import Progress
-    master = Master(config, progress=Progress(sys.stderr, quiet=quiet), known=known)
+    progress = Progress(sys.stderr, quiet=quiet,
+                        overview=lambda: queries.query(config.database_url, queries.status))
+    master = Master(config, progress=progress, known=known)
     try:
         return master.run()
     except MasterError as exc:
@@ -118,8 +122,4 @@ def _detach(config: Config, *, quiet: bool, known: Known | None = None) -> int:
 
 
 def _write_pid(path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{os.getpid()}\n")
-    os.replace(tmp, path)
+    write_atomic(path, f"{os.getpid()}\n")

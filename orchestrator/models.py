@@ -5,13 +5,22 @@ at any instant leaves the database at a consistent point between two changes.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from collections.abc import Sequence
-
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, String, Text,
-                        UniqueConstraint, func, select)
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 

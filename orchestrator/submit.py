@@ -14,8 +14,13 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from scheduler_adapters.base import (JobRejected, JobSpec, Scheduler, SchedulerUnavailable,
-                                     SubmitLimitReached)
+from scheduler_adapters.base import (
+    JobRejected,
+    JobSpec,
+    Scheduler,
+    SchedulerUnavailable,
+    SubmitLimitReached,
+)
 
 from . import ledger
 from .context import Context, MasterError

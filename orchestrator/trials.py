@@ -8,18 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.result import (ATTEMPT_ENV, PARAM_ENV_PREFIX, PARAMS_FILE, RESULT_ENV, RESULT_FILE,
-                         RUN_DIR_ENV)
+from jobs.result import (
+    ATTEMPT_ENV,
+    PARAM_ENV_PREFIX,
+    PARAMS_FILE,
+    RESULT_ENV,
+    RESULT_FILE,
+    RUN_DIR_ENV,
+)
 from scheduler_adapters.base import JobSpec
 
 from .config import SETUP_PREFIX, Config, JobSection
+from .files import private_mkdir, write_atomic
 
 SAFE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -63,7 +69,7 @@ def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path,
 
 def write_params(path: Path, params: dict[str, Any]) -> None:
     """``params.json``: the point, for the program (owner-only, written atomically)."""
-    _write_private(path, json.dumps(params, indent=2, sort_keys=True) + "\n")
+    write_atomic(path, json.dumps(params, indent=2, sort_keys=True) + "\n")
 
 
 def job_spec(config: Config, section: JobSection, *, name: str, run_dir: Path, attempt: int,
@@ -108,27 +114,7 @@ def job_spec(config: Config, section: JobSection, *, name: str, run_dir: Path, a
                    cpus=section.cpus, gpus=section.gpus)
 
 
-def private_mkdir(path: Path, root: Path) -> None:
-    """Create ``path`` and its missing parents below ``root`` owner-only, whatever the umask."""
-    missing = []
-    current = path
-    while current != root and not current.exists():
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        directory.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(directory, 0o700)
-
-
 def _format_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return repr(value)           # "3.0": keep it recognisably a float
     return str(value)
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

@@ -424,3 +424,19 @@ def test_a_point_reads_the_same_everywhere(finished):
     assert "params      x=2 y=1" in best
     assert "best               0 at x=2 y=1 (evaluation" in status_text
     assert "x=2 y=1" in history and "{" not in history
+
+
+def test_watch_of_an_ended_experiment_shows_it_once(finished):
+    code, out, _ = run_main("status", str(finished), "--watch", "0.1")
+    assert code == 0 and out.startswith(f"every 0.1 s: orchestrator status {finished}")
+    assert out.count("experiment         t") == 1
+    code, out, _ = run_main("status", str(finished), "--watch", "0.1", "--json")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 1 and json.loads(lines[0])["state"] == "finished"
+
+
+def test_best_top_as_values(finished):
+    code, out, _ = run_main("best", str(finished), "--top", "3", "--format", "value")
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert code == 0 and len(rows) == 3 and rows[0][2] == "x=2 y=1"
+    assert [float(r[1]) for r in rows] == sorted(float(r[1]) for r in rows)

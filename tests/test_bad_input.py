@@ -121,6 +121,9 @@ def test_database_of_another_version(write_config, cli, tmp_path):
     assert "another version of orchestrator (table experiments lacks column instance)" in proc.stderr
     status = cli("status", str(path))
     assert status.returncode == 1 and "another version of orchestrator" in status.stderr
+    cancel = cli("cancel", str(path))        # a writer: its own locked transaction is given up
+    assert cancel.returncode == 1 and "lacks column instance" in cancel.stderr
+    assert len(cancel.stderr.splitlines()) == 1
 
 
 def test_library_callers_get_exceptions_with_exit_codes(write_config, tmp_path):

@@ -1,5 +1,5 @@
-"""The layering the README promises, read from the source (every import statement, also those
-inside functions): no import cycle among the orchestrator's modules, nothing outside the CLI
+"""The layering the README promises, read from the source (every import statement that runs,
+also those inside functions): no import cycle among the orchestrator's modules, nothing outside the CLI
 imports it, and the leaf packages import neither orchestrator/ nor each other."""
 from __future__ import annotations
 
@@ -28,10 +28,32 @@ def modules() -> dict[str, Path]:
     return found
 
 
+def is_type_checking(node: ast.AST) -> bool:
+    """``if TYPE_CHECKING:``: imports for the type checker only, never run."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node that can run: all of them but the bodies of ``if TYPE_CHECKING:``."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        if is_type_checking(node):
+            assert isinstance(node, ast.If)
+            stack.extend(node.orelse)
+        else:
+            stack.extend(ast.iter_child_nodes(node))
+
+
 def imported(name: str, path: Path, known: dict[str, Path]) -> Iterator[str]:
-    """Every module ``name`` imports, absolute, relative imports resolved."""
+    """Every module ``name`` imports when it runs, absolute, relative imports resolved."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    for node in runtime_nodes(ast.parse(path.read_text(encoding="utf-8"), str(path))):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -90,6 +112,7 @@ def test_the_scan_sees_imports_of_every_kind():
     assert "orchestrator.queries" in edges["orchestrator.commands"]
     assert "orchestrator.master" in edges["orchestrator.master_commands"]   # inside a function
     assert "scheduler_adapters.base" in edges["orchestrator.master"]        # absolute
+    assert "search.stage" not in edges["search.base"]          # under `if TYPE_CHECKING:` only
     assert cycle_in({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert cycle_in({"a": {"b"}, "b": set()}) is None
 

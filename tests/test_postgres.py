@@ -89,3 +89,21 @@ def test_dead_master_is_taken_over_on_postgres(write_config, pg_url):
         assert con.execute(text("select count(*) from attempts")).scalar() == 3
         assert con.execute(text("select count(*) from evaluations where value is not null")).scalar() == 3
     engine.dispose()
+
+
+def test_read_commands_name_another_versions_database_on_postgres(write_config, cli, pg_url):
+    """An empty database is 'no experiment'; a missing column is named, after PostgreSQL has
+    refused the first statement (the read model then asks again in a fresh transaction)."""
+    path = pg_config(write_config, pg_url, parameters='x = { values = [0, 1] }')
+    proc = cli("status", str(path))
+    assert proc.returncode == 4 and "no experiment in" in proc.stderr
+    assert cli("start", str(path)).returncode == 0
+    engine = create_engine(pg_url)
+    with engine.begin() as con:
+        con.execute(text("alter table experiments drop column instance"))
+    engine.dispose()
+    for command in ("status", "events", "cancel"):
+        proc = cli(command, str(path))
+        assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert "another version of orchestrator (table experiments lacks column instance)" \
+            in proc.stderr
