@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from scheduler_adapters import SCHEDULERS, JobSpec, Scheduler, SchedulerMisconfigured
+from scheduler_adapters.base import render_script
 from search.explore import DSICE_OPTIONS, EXPLORE_OPTIONS
 
 from . import exitcodes, extend, queries
@@ -249,15 +250,12 @@ def program_warnings(config: Config, spec: JobSpec) -> list[str]:
 
 
 def job_script(scheduler: Scheduler, spec: JobSpec) -> str:
-    """The batch script the adapter would submit (the local scheduler's, for adapters that
-    hand the command to a library instead of rendering a script)."""
+    """The batch script the adapter would submit (the shared template with a comment line, for
+    adapters that hand their directives to a library instead of writing them in the script)."""
     render = getattr(scheduler, "render", None)
     if callable(render):
         return str(render(spec))
-    from scheduler_adapters.base import render_script
-    from scheduler_adapters.local import TEMPLATE
-    return render_script(TEMPLATE.read_text(), directives=f"# {scheduler.kind} job {spec.name}",
-                         spec=spec)
+    return render_script(directives=f"# {scheduler.kind} job {spec.name}", spec=spec)
 
 
 def preflight(config: Config, *, probe_scheduler: bool) -> list[str]:

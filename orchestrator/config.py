@@ -143,13 +143,18 @@ class SearchSection(Strict):
     speculation: Literal["off", "on"] = "off"
     speculation_budget: int | None = Field(default=None, ge=0)   # extra evaluations; None: no limit
 
-    @field_validator("options")
-    @classmethod
-    def _synchronous_only(cls, options: dict[str, Any]) -> dict[str, Any]:
-        if options.get("mode") == "async":
-            raise ValueError("mode 'async' is for library use; the master runs synchronous rounds "
-                             "and fills idle slots with speculation = \"on\" instead")
-        return options
+    # How the master drives the strategy: "sync" rounds, or "refill": results are told as soon as
+    # they are recorded and the strategy is asked again with the number of free slots. Refill's
+    # sequence of asks and tells is journaled, so a restarted master replays it exactly.
+    mode: Literal["sync", "refill"] = "sync"
+
+    @model_validator(mode="after")
+    def _async_needs_refill(self) -> "SearchSection":
+        if self.options.get("mode") == "async" and self.mode != "refill":
+            raise ValueError("options.mode 'async' needs mode = \"refill\" (the master tells "
+                             "results as they arrive and refills free slots); in synchronous "
+                             "rounds, speculation = \"on\" fills idle slots instead")
+        return self
 
 
 class SchedulerSection(Strict):
@@ -242,6 +247,9 @@ class Config:
             "constraint": m.search.constraint,
             "search_options": m.search.options,
             "seed": m.experiment.seed,
+            # Refill mode changes the search's decisions; sync (the default) is left out, so
+            # the fingerprints of experiments made before refill existed stay the same.
+            **({"mode": m.search.mode} if m.search.mode != "sync" else {}),
         }
 
 

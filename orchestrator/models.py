@@ -24,9 +24,16 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from .states import AttemptKind, AttemptState, ExperimentState, Origin, PointState
+from .states import (
+    AttemptKind,
+    AttemptState,
+    ExperimentState,
+    JournalKind,
+    Origin,
+    PointState,
+)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2      # 2: experiments.progress and experiments.scheduler_note
 
 
 def utcnow() -> datetime:
@@ -67,6 +74,11 @@ class Experiment(Base):
     state: Mapped[str] = mapped_column(String(16), default=ExperimentState.NOT_STARTED)
     message: Mapped[str | None] = mapped_column(Text)
     setup_outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The search's progress as the master last recorded it (search_driver.Snapshot), written in
+    # the transaction that records the search's decisions: the read side shows it as it is.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # While the scheduler refuses or cannot take submissions: its own words (None: it takes them).
+    scheduler_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
@@ -212,6 +224,32 @@ class Stage(Base):
     best_value: Mapped[float | None]
     moved: Mapped[bool | None]
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JournalEntry(Base):
+    """One step of the search in refill mode, in order (``seq``): every ask with its ``free``
+    hint and the points it returned, every tell with the points told in their order. Each is
+    written in the transaction that records what it caused, so a restarted master replays the
+    identical sequence (``strategies.replay_journal``)."""
+
+    __tablename__ = "search_journal"
+    __table_args__ = (UniqueConstraint("experiment_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
+    seq: Mapped[int]
+    kind: Mapped[str] = mapped_column(String(8))          # states.JournalKind
+    free: Mapped[int | None]                              # ask: the free-slot hint given
+    points: Mapped[list[Any]]                             # index lists, in order
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @classmethod
+    def steps(cls, s: Session, experiment_id: int) -> list[tuple[JournalKind, int | None,
+                                                                 list[tuple[int, ...]]]]:
+        """The journal in order, as (kind, free, points)."""
+        return [(JournalKind(e.kind), e.free, [tuple(p) for p in e.points])
+                for e in s.execute(select(cls).where(cls.experiment_id == experiment_id)
+                                   .order_by(cls.seq)).scalars()]
 
 
 class Event(Base):

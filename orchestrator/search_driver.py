@@ -3,23 +3,70 @@
 The strategy lives only in memory; what it decided is in the database (points with their round,
 stages). After a restart the strategy is rebuilt by replaying the stored outcomes (see
 ``strategies.replay``), which lands it on the round the master was in, so nothing is asked twice.
+
+Two ways to drive it (``[search] mode``): ``sync`` rounds (tell a round once every point of it
+has an outcome, then ask), and ``refill``: tell each group of outcomes as soon as they are
+recorded, then ``ask(free)`` with the number of free slots. Refill's groups depend on when jobs
+end, so every tell and ask is journaled (``JournalEntry``) in the transaction that records what
+it caused, and a restart replays the journal exactly (``strategies.replay_journal``).
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from search import Strategy
 
 from . import ledger
-from .context import Context
-from .models import Attempt, Evaluation, Point, Stage, parse_point_key, point_key
-from .states import AttemptState, Origin, PointState
-from .strategies import Replay, build_strategy, replay
+from .context import Context, MasterError
+from .models import (
+    Attempt,
+    Evaluation,
+    Experiment,
+    JournalEntry,
+    Point,
+    Stage,
+    parse_point_key,
+    point_key,
+)
+from .states import AttemptState, JournalKind, Origin, PointState
+from .strategies import (
+    Replay,
+    ReplayDiverged,
+    Step,
+    build_strategy,
+    replay,
+    replay_journal,
+)
 
 log = logging.getLogger("orchestrator.master")
 
 Index = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where the search stands, as the master decided it: stored as JSON on the experiment row
+    (``Experiment.progress``) whenever the search is told results or asked for points."""
+
+    strategy: str                  # search.strategy of the config
+    stage: int | None              # the stage in progress (the last one once done); staged only
+    level: int | None
+    base: list[int] | None         # the current base point (index); staged only
+    stages_done: int
+    best: list[int] | None         # the search's best point (index): first told on ties
+    best_value: float | None
+    rounds: int                    # rounds asked so far
+    evaluations: int               # results told (failures included)
+    done: bool                     # the strategy will ask for nothing more
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class SearchDriver:
@@ -28,6 +75,8 @@ class SearchDriver:
         self.cap = ctx.config.model.scheduler.cap
         self._replay: Replay | None = None   # built on the first advance (after the setup job)
         self._speculated = 0
+        self.refill = ctx.config.model.search.mode == "refill"
+        self._journaled = 0                  # journal steps written (refill mode)
 
     @property
     def replayed(self) -> Replay:
@@ -47,19 +96,41 @@ class SearchDriver:
         inform = getattr(strategy, "inform", None)
         if known and callable(inform):
             inform(known)         # at the start, always the same: replay stays deterministic
-        self._replay = replay(strategy, self._outcomes())
-        self._record_stages()
+        ask_now = False
+        if self.refill:
+            with self.ctx.read() as s:
+                steps = JournalEntry.steps(s, self.ctx.experiment_id)
+            self._replay = self._replay_journal(strategy, steps)
+            # Every tell is followed by an ask: the first ask, or one a crash cut off, is due.
+            ask_now = not steps or steps[-1][0] is JournalKind.TELL
+        else:
+            self._replay = replay(strategy, self._outcomes())
+        self._record_told()
         if self._replay.current:
             self._ensure_points(self._replay.current, self._replay.rounds)
+        if ask_now:
+            self._ask_refill()
+
+    def _replay_journal(self, strategy: Strategy, steps: Sequence[Step]) -> Replay:
+        self._journaled = len(steps)
+        try:
+            return replay_journal(strategy, steps, self._outcomes())
+        except ReplayDiverged as exc:
+            raise MasterError(f"cannot replay the search journal of {self.ctx.config.name!r} "
+                              f"({exc}); was the search code changed since the experiment "
+                              "started?") from None
 
     def advance(self) -> None:
-        """Tell the strategy about each completed round and ask for the next."""
+        """Tell the strategy what was measured and ask for more (by rounds, or refilling)."""
+        if self.refill:
+            self._advance_refill()
+            return
         state = self.replayed
         outcomes = self._outcomes(state.current)
         while state.current and all(p in outcomes for p in state.current):
             state.strategy.tell({p: outcomes[p] for p in state.current})
             state.current = []
-            self._record_stages()
+            self._record_told()
             if not self._ask():
                 break
             outcomes = self._outcomes(state.current)   # speculation may have measured some
@@ -86,6 +157,51 @@ class SearchDriver:
         self._ensure_points(batch, state.rounds)
         return True
 
+    # ---- refill mode -----------------------------------------------------------------------------
+    def _advance_refill(self) -> None:
+        state = self.replayed
+        outcomes = self._outcomes(state.current)            # in the order they were recorded
+        group = list(outcomes)
+        if group:
+            state.strategy.tell(outcomes)
+            told = set(group)
+            state.current = [p for p in state.current if p not in told]
+            self._record_told(group)
+            self._ask_refill()
+        elif not state.current:
+            self._ask_refill()
+
+    def _ask_refill(self) -> None:
+        state = self.replayed
+        if state.strategy.done:
+            return
+        free = self._free_slots()
+        batch = state.strategy.ask(free)
+        if batch:
+            state.rounds += 1
+            state.current += batch
+        with self.ctx.tx() as s:
+            self._journal(s, JournalKind.ASK, batch, free)
+            ledger.record_points(s, self.ctx.experiment_id, batch, round_number=state.rounds,
+                                 params_of=self.ctx.config.params_of, at=self.ctx.now())
+            self._store_snapshot(s)
+
+    def _free_slots(self) -> int:
+        """Slots neither running a job nor promised to a point waiting for one."""
+        with self.ctx.read() as s:
+            busy = Attempt.count_active(s, self.ctx.experiment_id)
+            waiting = s.execute(select(func.count()).select_from(Point).where(
+                Point.experiment_id == self.ctx.experiment_id,
+                Point.state == PointState.PENDING)).scalar_one()
+        return max(0, self.cap - busy - waiting)
+
+    def _journal(self, s: Session, kind: JournalKind, points: list[Index],
+                 free: int | None = None) -> None:
+        self._journaled += 1
+        s.add(JournalEntry(experiment_id=self.ctx.experiment_id, seq=self._journaled, kind=kind,
+                           free=free, points=[list(p) for p in points], recorded_at=self.ctx.now()))
+
+    # ---- speculation -----------------------------------------------------------------------------
     def speculate(self, free: int) -> None:
         """Fill slots the round leaves idle with points the search ranks as likely next."""
         config = self.ctx.config.model.search
@@ -110,6 +226,22 @@ class SearchDriver:
             if new:
                 self.ctx.event(s, "speculate", f"prefetching {len(new)} points into idle slots")
         self._speculated += len(new)
+
+    def snapshot(self) -> Snapshot:
+        state = self.replayed
+        strategy = state.strategy
+        best = strategy.best
+        return Snapshot(
+            strategy=self.ctx.config.model.search.strategy, stage=strategy.stage,
+            level=strategy.level, base=None if strategy.base is None else list(strategy.base),
+            stages_done=len(strategy.stages), best=None if best is None else list(best[0]),
+            best_value=None if best is None else best[1], rounds=state.rounds,
+            evaluations=len(strategy.history), done=strategy.done)
+
+    def _store_snapshot(self, s: Session) -> None:
+        exp = s.get(Experiment, self.ctx.experiment_id)
+        assert exp is not None
+        exp.progress = self.snapshot().as_json()
 
     def progress(self) -> dict[str, Any]:
         """The line the progress display shows."""
@@ -139,6 +271,7 @@ class SearchDriver:
             Point.experiment_id == self.ctx.experiment_id)
         if points is not None:
             query = query.where(Point.key.in_([point_key(p) for p in points]))
+        query = query.order_by(Evaluation.id)
         with self.ctx.read() as s:
             rows = s.execute(query).all()
         return {parse_point_key(key): value for key, value in rows}
@@ -156,12 +289,16 @@ class SearchDriver:
         with self.ctx.tx() as s:
             ledger.record_points(s, self.ctx.experiment_id, batch, round_number=round_number,
                                  params_of=self.ctx.config.params_of, at=self.ctx.now())
+            self._store_snapshot(s)
 
-    def _record_stages(self) -> None:
+    def _record_told(self, group: list[Index] | None = None) -> None:
+        """Record stages the strategy finished and the snapshot in one transaction, with the
+        journal entry of the tell (refill mode) that finished them."""
         stages = self.replayed.strategy.stages
-        if not stages:
-            return
         with self.ctx.tx() as s:
+            if group is not None:
+                self._journal(s, JournalKind.TELL, group)
+            self._store_snapshot(s)
             recorded = s.execute(select(func.max(Stage.number)).where(
                 Stage.experiment_id == self.ctx.experiment_id)).scalar() or 0
             for st in stages:

@@ -113,5 +113,14 @@ class Origin(StrEnum):
     SPECULATIVE = "speculative"
     """Prefetched into idle slots; joins a round if the search later asks for it."""
     KNOWN = "known"
-    """Measured before this search began (``start --warm-start``): told to the search as a
-    known result (DSICE ``inform``), never submitted."""
+    """Measured before this search began (``start --warm-start``, or before the grid was
+    extended): told to the search as a known result (DSICE ``inform``), never submitted."""
+
+
+class JournalKind(StrEnum):
+    """A step of the search in refill mode, as the search journal records it."""
+
+    ASK = "ask"
+    """The strategy was asked, with the number of free slots; it returned these points."""
+    TELL = "tell"
+    """The strategy was told the outcomes of these points, in this order."""

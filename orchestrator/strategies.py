@@ -3,13 +3,17 @@ from __future__ import annotations
 
 import ast
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from search import GridSearch, RandomSearch, Strategy, make_dsice
 
 from .config import Config, ConfigError
+from .states import JournalKind
+
+Index = tuple[int, ...]
+Step = tuple[JournalKind, int | None, Sequence[Index]]   # kind, free, points (see JournalEntry)
 
 _ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name,
                   ast.Load, ast.Constant, ast.And, ast.Or, ast.Not, ast.Add, ast.Sub, ast.Mult,
@@ -92,4 +96,33 @@ def replay(strategy: Strategy, outcomes: Mapping[tuple[int, ...], float | None])
             continue
         state.current = batch
         break
+    return state
+
+
+class ReplayDiverged(Exception):
+    """The strategy answered an ask of the journal differently than it did when it was run."""
+
+
+def replay_journal(strategy: Strategy, steps: Sequence[Step],
+                   outcomes: Mapping[Index, float | None]) -> Replay:
+    """Refill mode: the journal's asks (with their ``free``) and tells (with their grouping and
+    order) again, exactly. A deterministic strategy then answers every ask as it did, which this
+    checks; ``current`` is what was asked and not yet told, in ask order."""
+    state = Replay(strategy)
+    for number, (kind, free, points) in enumerate(steps, 1):
+        if kind is JournalKind.ASK:
+            batch = strategy.ask(free)
+            if batch != list(points):
+                raise ReplayDiverged(f"step {number}: ask({free}) returned {batch}, the journal "
+                                     f"has {list(points)}")
+            if batch:
+                state.rounds += 1
+                state.current += batch
+            continue
+        missing = [p for p in points if p not in outcomes]
+        if missing:
+            raise ReplayDiverged(f"step {number}: told {missing[0]}, which has no stored outcome")
+        strategy.tell({p: outcomes[p] for p in points})
+        told = set(points)
+        state.current = [p for p in state.current if p not in told]
     return state

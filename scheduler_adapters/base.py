@@ -22,11 +22,13 @@ Error contract, which the master relies on:
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 
@@ -159,10 +161,17 @@ class Scheduler(ABC):
         """Release sessions or connections."""
 
 
-def render_script(template: str, *, directives: str, spec: JobSpec) -> str:
-    """Fill a scheduler's job-script template. Every value is shell-quoted here, once."""
+@functools.cache
+def job_template() -> str:
+    """The one job-script template every adapter fills (``templates/job.sh``)."""
+    return resources.files("scheduler_adapters").joinpath("templates", "job.sh").read_text()
+
+
+def render_script(*, directives: str, spec: JobSpec) -> str:
+    """The job script of ``spec`` under the scheduler's directive lines. Every value is
+    shell-quoted here, once."""
     exports = "\n".join(f"export {k}={shlex.quote(v)}" for k, v in sorted(spec.env.items()))
-    return template.format(
+    return job_template().format(
         directives=directives,
         exports=exports,
         workdir=shlex.quote(str(spec.workdir)),

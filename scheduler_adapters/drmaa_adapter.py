@@ -18,25 +18,22 @@ from __future__ import annotations
 
 import getpass
 import logging
-import os
 import re
-import shlex
-import signal
 import threading
-import xml.etree.ElementTree as ET
-from collections import Counter
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from .base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler, SchedulerError,
-                   SchedulerOptionError, SchedulerUnavailable, SubmitLimitReached,
-                   render_script)
-from .commands import DEFAULT_TIMEOUT_S, CommandResult, command_problem, probe, run_command
+from ._files import write_atomic
+from .base import (JobRejected, JobSpec, JobStatus, SchedulerError, SchedulerMisconfigured,
+                   SchedulerOptionError, SchedulerUnavailable, SubmitLimitReached)
+from .cli_base import CommandLineScheduler
+from .commands import DEFAULT_TIMEOUT_S
+from .sge_formats import (AccountingRecord, LiveJob, RESOURCE_NAME_RE, finished_status,
+                          live_status, parse_error_reasons, parse_native_specification,
+                          parse_qacct, parse_qstat_xml, vanished_status)
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +42,8 @@ T = TypeVar("T")
 SCRIPT_NAME = "drmaa-job.sh"
 CONTACT_FILE = "drmaa-contact"
 CANCELLED_FILE = "drmaa-cancelled"
-
-# Options the adapter derives from the JobSpec, or that break "one submit = one job that runs":
-# a native specification may not carry them.
-RESERVED_OPTIONS = frozenset({
-    "-N", "-o", "-e", "-j", "-wd", "-cwd", "-b", "-S", "-shell", "-sync", "-terse", "-@", "-C",
-    "-h", "-t", "-now", "-notify",
-})
-# Characters libdrmaa's native-specification splitter does not quote: a token must avoid them.
-UNSAFE_TOKEN_RE = re.compile(r"[\s'\"\\\x00]")
-RESOURCE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-H_RT_RE = re.compile(r"(?:^|[\s,])h_rt=([0-9:]+)")
+CANCEL_TRIES = 3               # a cancel tries this often before it reports failure
+CANCEL_RETRY_S = 0.5           # first pause between tries; doubled each time
 
 # qacct's "nothing there" answers (exit status 1): a job id or name without a record, or no
 # accounting file yet on a fresh cluster.
@@ -64,213 +52,15 @@ QACCT_EMPTY_RE = re.compile(r"error: job (?:id|name) \S+ not found|no jobs runni
 # Grid Engine's words when a per-user or global job limit refuses a submission.
 SUBMIT_LIMIT_RE = re.compile(r"jobs are allowed|max_u_jobs|max_jobs", re.IGNORECASE)
 
-# qacct "failed" codes: 37 = qmaster enforced h_rt/h_cpu/h_vmem; codes below 26 are execd or
-# shepherd failures before or around the job's start (the program never ran properly),
-# 26 and above are the job's own set-up errors (output file, shell, working directory).
-FAILED_LIMIT_ENFORCED = 37
-FAILED_AFTER_JOB = 100         # "assumedly after job": the job died by a signal (qdel, or its own)
-FIRST_JOB_SETUP_FAILURE = 26
-ACCOUNTING_TIME_FORMAT = "%a %b %d %H:%M:%S %Y"
-
-
-# ---------------------------------------------------------------------------- parsing
-
-@dataclass(frozen=True)
-class LiveJob:
-    """One row of ``qstat -xml``."""
-
-    job_id: str
-    name: str
-    state: str                     # Grid Engine's letters: qw, hqw, r, t, Eqw, dr, ...
-    node: str | None = None
-    started_at: float | None = None
-
-
-@dataclass(frozen=True)
-class AccountingRecord:
-    """One record of ``qacct -j``."""
-
-    job_id: str
-    name: str
-    failed: int
-    failed_text: str
-    exit_status: int
-    node: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    wallclock_s: float | None = None
-    h_rt_s: float | None = None    # the requested wall-clock limit, from the job's category
-
-
-def parse_qstat_xml(text: str) -> list[LiveJob]:
-    """Jobs of ``qstat -xml`` (running ones under queue_info, waiting ones under job_info)."""
-    try:
-        root = ET.fromstring(text)
-    except ET.ParseError as exc:
-        raise ValueError(f"unreadable qstat -xml output: {exc}") from None
-    jobs = []
-    for row in root.iter("job_list"):
-        job_id = (row.findtext("JB_job_number") or "").strip()
-        if not job_id:
-            raise ValueError("qstat -xml row without JB_job_number")
-        queue = (row.findtext("queue_name") or "").strip()
-        start = (row.findtext("JAT_start_time") or "").strip()
-        jobs.append(LiveJob(job_id=job_id, name=(row.findtext("JB_name") or "").strip(),
-                            state=(row.findtext("state") or "").strip(),
-                            node=queue.partition("@")[2] or None,
-                            started_at=datetime.fromisoformat(start).timestamp() if start else None))
-    return jobs
-
-
-def parse_qacct(text: str) -> list[AccountingRecord]:
-    """Records of ``qacct -j``, in file order (a later record of one job id is the newer one)."""
-    records = []
-    for block in re.split(r"^=+\s*$", text, flags=re.MULTILINE):
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            key, _, value = line.strip().partition(" ")
-            if key:
-                fields[key] = value.strip()
-        if "jobnumber" in fields:
-            records.append(_accounting_record(fields))
-    return records
-
-
-def _accounting_record(fields: dict[str, str]) -> AccountingRecord:
-    failed_code, _, failed_text = fields.get("failed", "0").partition(":")
-    h_rt = H_RT_RE.search(fields.get("category", ""))
-    return AccountingRecord(
-        job_id=fields["jobnumber"], name=fields.get("jobname", ""),
-        failed=int(failed_code.strip()), failed_text=failed_text.strip(),
-        exit_status=int(fields.get("exit_status", "0").split()[0]),
-        node=fields.get("hostname") or None,
-        started_at=_accounting_time(fields.get("start_time", "")),
-        ended_at=_accounting_time(fields.get("end_time", "")),
-        wallclock_s=float(fields["ru_wallclock"].rstrip("s")) if "ru_wallclock" in fields else None,
-        h_rt_s=parse_duration(h_rt.group(1)) if h_rt else None)
-
-
-def _accounting_time(text: str) -> float | None:
-    # a job that never started has "-/-"
-    try:
-        return datetime.strptime(text, ACCOUNTING_TIME_FORMAT).timestamp()
-    except ValueError:
-        return None
-
-
-def parse_duration(text: str) -> float:
-    """Grid Engine time values: ``[[hours:]minutes:]seconds``."""
-    total = 0.0
-    for part in text.split(":"):
-        total = total * 60 + float(part or 0)
-    return total
-
-
-def parse_error_reasons(text: str) -> dict[str, str]:
-    """Job id -> the last "error reason" of ``qstat -j id,...`` (why a job sits in Eqw)."""
-    reasons: dict[str, str] = {}
-    job_id = None
-    for line in text.splitlines():
-        if line.startswith("job_number:"):
-            job_id = line.split(":", 1)[1].strip()
-        elif line.startswith("error reason") and job_id:
-            message = line.split(":", 1)[1].strip()
-            # drop the "11/29/2026 00:07:38 [0:6505]: " prefix
-            reasons[job_id] = re.sub(r"^\S+ \S+ \[[^\]]*\]:\s*", "", message)
-    return reasons
-
-
-# ---------------------------------------------------------------------------- state mapping
-
-def live_status(job: LiveJob, error_reason: str | None = None) -> JobStatus:
-    """A job still in ``qstat``. Eqw jobs stay there until deleted: they count as failed."""
-    if "E" in job.state:
-        return JobStatus(job.job_id, JobState.FAILED, node=job.node,
-                         reason=f"Grid Engine error state {job.state}: {error_reason or 'see qstat -j'}")
-    # r running, t transferring, s/S/T suspended; "Rq" (requeued) is pending, "Rr" running
-    running = any(letter in job.state for letter in "rtsST")
-    return JobStatus(job.job_id, JobState.RUNNING if running else JobState.PENDING,
-                     node=job.node, started_at=job.started_at, reason=job.state)
-
-
-def finished_status(record: AccountingRecord, *, cancelled: bool) -> JobStatus:
-    """A job from ``qacct``; ``cancelled`` when this adapter was asked to cancel it."""
-    state, reason = _finished_state(record, cancelled)
-    return JobStatus(record.job_id, state, exit_code=record.exit_status, reason=reason,
-                     node=record.node, started_at=record.started_at, ended_at=record.ended_at)
-
-
-def _finished_state(record: AccountingRecord, cancelled: bool) -> tuple[JobState, str | None]:
-    killed_by = _signal_name(record.exit_status)
-    if record.failed == 0 and record.exit_status == 0:
-        return JobState.SUCCEEDED, None
-    if record.failed == FAILED_LIMIT_ENFORCED or (
-            killed_by == "SIGKILL" and record.h_rt_s is not None
-            and record.wallclock_s is not None and record.wallclock_s >= record.h_rt_s):
-        limit = f" h_rt={record.h_rt_s:g} s" if record.h_rt_s is not None else ""
-        return JobState.TIMEOUT, f"limit{limit} exceeded: {record.failed_text or 'killed by SIGKILL'}"
-    failure = f"Grid Engine failure {record.failed}: {record.failed_text}"
-    if 0 < record.failed < FIRST_JOB_SETUP_FAILURE:
-        return JobState.NODE_FAIL, failure
-    if record.failed not in (0, FAILED_AFTER_JOB):
-        return JobState.FAILED, failure          # the job's set-up failed before a cancel could matter
-    if cancelled:
-        return JobState.CANCELLED, "cancelled"
-    if killed_by:
-        return JobState.FAILED, f"killed by {killed_by}"
-    return JobState.FAILED, f"exit status {record.exit_status}"
-
-
-def _signal_name(exit_status: int) -> str | None:
-    # Grid Engine reports death by signal N as exit status 128 + N
-    if exit_status <= 128:
-        return None
-    try:
-        return signal.Signals(exit_status - 128).name
-    except ValueError:
-        return f"signal {exit_status - 128}"
-
-
-def vanished_status(job_id: str, *, cancelled: bool) -> JobStatus:
-    """Neither in qstat nor in qacct: deleted before it ran (no accounting record) or unknown."""
-    if cancelled:
-        return JobStatus(job_id, JobState.CANCELLED, reason="cancelled before it ran")
-    return JobStatus(job_id, JobState.UNKNOWN, reason="neither in qstat nor in qacct")
-
-
-def parse_native_specification(text: str) -> tuple[str, ...]:
-    """Split and check a native specification; SchedulerOptionError names the offending part."""
-    if "\n" in text or "\x00" in text:
-        raise _bad_native("native_specification must be one line")
-    try:
-        tokens = tuple(shlex.split(text))
-    except ValueError as exc:
-        raise _bad_native(f"native_specification {text!r}: {exc}") from None
-    if tokens and not tokens[0].startswith("-"):
-        raise _bad_native(f"native_specification must start with an option, not {tokens[0]!r}")
-    for index, token in enumerate(tokens):
-        if UNSAFE_TOKEN_RE.search(token):
-            raise _bad_native(f"native_specification token {token!r} contains a space, quote "
-                              "or backslash")
-        if token in RESERVED_OPTIONS:
-            raise _bad_native(f"native_specification may not contain {token}: "
-                              "the adapter sets it from the job")
-        if index > 0 and tokens[index - 1] == "-l" and H_RT_RE.search(token):
-            raise _bad_native("native_specification may not set h_rt: use the job's time limit")
-    return tokens
-
-
-def _bad_native(message: str) -> SchedulerOptionError:
-    return SchedulerOptionError("native_specification", message)
-
-
 # ---------------------------------------------------------------------------- adapter
 
-class DRMAAScheduler(Scheduler):
+class DRMAAScheduler(CommandLineScheduler):
     """Grid Engine through DRMAA. Needs SGE_ROOT, SGE_CELL and DRMAA_LIBRARY_PATH in the
     environment for submit and cancel; status and find_by_name use only qstat and qacct."""
 
     kind = "drmaa"
+    commands = ("qstat", "qacct")
+    script_name = SCRIPT_NAME
 
     def __init__(self, *, native_specification: str = "", state_dir: str | Path | None = None,
                  command_timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -278,28 +68,27 @@ class DRMAAScheduler(Scheduler):
                  user: str | None = None) -> None:
         if command_timeout_s <= 0:
             raise SchedulerOptionError("command_timeout_s", "command_timeout_s must be positive")
+        super().__init__(command_timeout_s=command_timeout_s)
         for option, value in (("parallel_environment", parallel_environment),
                               ("gpu_resource", gpu_resource)):
             if value is not None and not RESOURCE_NAME_RE.match(value):
                 raise SchedulerOptionError(option, f"{option} {value!r} is not a Grid Engine name")
         self.native_options = parse_native_specification(native_specification)
         self.state_dir = Path(state_dir) if state_dir is not None else None
-        self.command_timeout_s = command_timeout_s
         self.parallel_environment = parallel_environment
         self.gpu_resource = gpu_resource
         self.user = user or getpass.getuser()
-        self.calls: Counter[str] = Counter()   # command or DRMAA call -> invocations
         self._drmaa: ModuleType | None = None
         self._session_open = False
         self._cancelled: set[str] = set()
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
 
+    def probe_args(self) -> tuple[str, Sequence[str]]:
+        return "qstat", ["-xml", "-u", self.user]
+
     def check(self, *, work_dir: Path | None = None) -> list[str]:
-        problems = [p for c in ("qstat", "qacct") if (p := command_problem(c))]
-        if not problems:
-            answer = probe(["qstat", "-xml", "-u", self.user])
-            problems += [answer] if answer else []
+        problems = super().check(work_dir=work_dir)
         try:
             _load_drmaa()
         except SchedulerError as exc:
@@ -308,13 +97,16 @@ class DRMAAScheduler(Scheduler):
 
     # ------------------------------------------------------------------ submit / cancel
 
+    def directives(self, spec: JobSpec) -> str:
+        options = " ".join(self._job_options(spec)) or "(none)"
+        return ("# Submitted through DRMAA: Grid Engine does not read directives from this file,\n"
+                "# the options below went in as the job template's native specification.\n"
+                f"# native specification: {options}")
+
     def submit(self, spec: JobSpec) -> str:
         """Single shot: any failure raises; the caller reconciles with find_by_name."""
         options = self._job_options(spec)
-        script = spec.workdir / SCRIPT_NAME
-        directives = f"# native specification: {' '.join(options) or '(none)'}"
-        script.write_text(render_script(_template(), spec=spec, directives=directives))
-        script.chmod(0o700)
+        script = self.write_script(spec)
         drmaa = self._session()
         template = drmaa.Session.createJobTemplate()
         try:
@@ -359,56 +151,52 @@ class DRMAAScheduler(Scheduler):
         self._remember_cancelled(ids)
         drmaa = self._session()
         for job_id in ids:
+            self._terminate(drmaa, job_id)
+
+    def _terminate(self, drmaa: ModuleType, job_id: str) -> None:
+        """One job, tried CANCEL_TRIES times: a qmaster that did not answer may next time."""
+        for attempt in range(CANCEL_TRIES):
             try:
                 self._with_timeout("control", drmaa.Session.control, job_id,
                                    drmaa.JobControlAction.TERMINATE)
+                return
             except drmaa.errors.InvalidJobException:
-                pass       # already ended or never existed: nothing left to cancel
-            except drmaa.errors.DrmaaException as exc:
-                raise SchedulerUnavailable(
-                    f"cancelling Grid Engine job {job_id} failed: {_one_line(exc)}") from None
+                return     # already ended or never existed: nothing left to cancel
+            except (drmaa.errors.DrmaaException, SchedulerUnavailable) as exc:
+                if attempt + 1 == CANCEL_TRIES:
+                    raise SchedulerUnavailable(f"cancelling Grid Engine job {job_id} failed "
+                                               f"{CANCEL_TRIES} times: {_one_line(exc)}") from None
+                time.sleep(CANCEL_RETRY_S * 2 ** attempt)
 
     # ------------------------------------------------------------------ queries
 
-    def status(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
-        ids = list(dict.fromkeys(job_ids))
-        if not ids:
-            return {}
-        live = {job.job_id: job for job in self._live_jobs()}
-        in_error = [job_id for job_id in ids if job_id in live and "E" in live[job_id].state]
+    def _live(self, ids: Sequence[str]) -> dict[str, JobStatus]:
+        live = {job.job_id: job for job in self._live_jobs() if job.job_id in ids}
+        in_error = [job_id for job_id, job in live.items() if "E" in job.state]
         reasons = self._error_reasons(in_error) if in_error else {}
-        result = {job_id: live_status(live[job_id], reasons.get(job_id))
-                  for job_id in ids if job_id in live}
-        missing = [job_id for job_id in ids if job_id not in live]
-        if missing:
-            wanted = set(missing)
-            history = self._accounting(missing[0] if len(missing) == 1 else None)
-            records = {rec.job_id: rec for rec in history if rec.job_id in wanted}
-            cancelled = self._cancelled_ids()
-            for job_id in missing:
-                record = records.get(job_id)
-                result[job_id] = (finished_status(record, cancelled=job_id in cancelled) if record
-                                  else vanished_status(job_id, cancelled=job_id in cancelled))
-        return result
+        return {job_id: live_status(job, reasons.get(job_id)) for job_id, job in live.items()}
 
-    def find_by_name(self, names: Iterable[str]) -> dict[str, str]:
-        wanted = list(dict.fromkeys(names))
-        if not wanted:
-            return {}
-        # the newest job wins should a name ever be live twice
-        live = sorted(self._live_jobs(), key=lambda job: int(job.job_id))
-        found = {job.name: job.job_id for job in live if job.name in wanted}
-        missing = [name for name in wanted if name not in found]
-        if missing:
-            # qacct -j reads "1abc" as job id 1; SGE refuses such names, but never ask for one
-            single = missing[0] if len(missing) == 1 and not missing[0][0].isdigit() else None
-            for record in self._accounting(single):
-                if record.name in missing:
-                    found[record.name] = record.job_id
-        return found
+    def _history(self, ids: Sequence[str]) -> dict[str, JobStatus]:
+        wanted = set(ids)
+        cancelled = self._cancelled_ids()
+        records = [r for r in self._accounting(ids[0] if len(ids) == 1 else None)
+                   if r.job_id in wanted]
+        # in file order: a later record of one id (a rerun) replaces the earlier one
+        return {r.job_id: finished_status(r, cancelled=r.job_id in cancelled) for r in records}
+
+    def _unknown(self, job_id: str) -> JobStatus:
+        return vanished_status(job_id, cancelled=job_id in self._cancelled_ids())
+
+    def _names_live(self, names: Sequence[str]) -> list[tuple[str, str]]:
+        return [(job.name, job.job_id) for job in self._live_jobs()]
+
+    def _names_history(self, names: Sequence[str]) -> list[tuple[str, str]]:
+        # qacct -j reads "1abc" as job id 1; SGE refuses such names, but never ask for one
+        single = names[0] if len(names) == 1 and not names[0][0].isdigit() else None
+        return [(record.name, record.job_id) for record in self._accounting(single)]
 
     def _live_jobs(self) -> list[LiveJob]:
-        result = self._query(["qstat", "-xml", "-u", self.user])
+        result = self.run("qstat", ["-xml", "-u", self.user])
         if result.returncode != 0:
             raise SchedulerUnavailable(
                 f"qstat failed (exit {result.returncode}): {_first_line(result.output)}")
@@ -419,8 +207,7 @@ class DRMAAScheduler(Scheduler):
 
     def _accounting(self, job: str | None) -> list[AccountingRecord]:
         """qacct records of one job id or name, or of all this user's jobs when ``job`` is None."""
-        argv = ["qacct", "-j", job] if job else ["qacct", "-o", self.user, "-j", "*"]
-        result = self._query(argv)
+        result = self.run("qacct", ["-j", job] if job else ["-o", self.user, "-j", "*"])
         if result.returncode != 0:
             if QACCT_EMPTY_RE.search(result.output):
                 return []
@@ -432,13 +219,9 @@ class DRMAAScheduler(Scheduler):
             raise SchedulerUnavailable(f"unreadable qacct output: {exc}") from None
 
     def _error_reasons(self, job_ids: list[str]) -> dict[str, str]:
-        result = self._query(["qstat", "-j", ",".join(job_ids)])
+        result = self.run("qstat", ["-j", ",".join(job_ids)])
         # a job deleted since the first qstat is no reason to fail the whole query
         return parse_error_reasons(result.stdout) if result.returncode == 0 else {}
-
-    def _query(self, argv: list[str]) -> CommandResult:
-        self.calls[argv[0]] += 1
-        return run_command(argv, timeout=self.command_timeout_s)
 
     # ------------------------------------------------------------------ DRMAA session
 
@@ -503,7 +286,8 @@ class DRMAAScheduler(Scheduler):
                 f"DRMAA {what} did not answer within {self.command_timeout_s:g} s")
         if "error" in outcome:
             raise outcome["error"]
-        return outcome["value"]
+        value: T = outcome["value"]
+        return value
 
     # ------------------------------------------------------------------ state_dir files
 
@@ -518,10 +302,7 @@ class DRMAAScheduler(Scheduler):
     def _save_contact(self, contact: str) -> None:
         if self.state_dir is None:
             return
-        path = self.state_dir / CONTACT_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(contact + "\n")
-        os.replace(tmp, path)
+        write_atomic(self.state_dir / CONTACT_FILE, contact + "\n")
 
     def _remember_cancelled(self, job_ids: list[str]) -> None:
         self._cancelled.update(job_ids)
@@ -542,14 +323,16 @@ class DRMAAScheduler(Scheduler):
 
 def _load_drmaa() -> ModuleType:
     try:
-        import drmaa  # noqa: PLC0415 - loads libdrmaa, so only when a session is needed
+        # loads libdrmaa, so only when a session is needed; the package ships no type hints
+        import drmaa  # type: ignore[import-untyped]
     except ImportError as exc:
-        raise SchedulerUnavailable(f"the drmaa package is not installed: {exc}") from None
+        raise SchedulerMisconfigured(f"the drmaa package is not installed: {exc}") from None
     except (OSError, RuntimeError) as exc:
-        raise SchedulerUnavailable(
+        raise SchedulerMisconfigured(
             f"libdrmaa could not be loaded (set DRMAA_LIBRARY_PATH, SGE_ROOT and, for the static TLS "
             f"error, GLIBC_TUNABLES=glibc.rtld.optional_static_tls=4096): {_one_line(exc)}") from None
-    return drmaa
+    module: ModuleType = drmaa
+    return module
 
 
 def _submit_error(drmaa: ModuleType, name: str, exc: Exception) -> SchedulerError:
@@ -563,10 +346,6 @@ def _submit_error(drmaa: ModuleType, name: str, exc: Exception) -> SchedulerErro
                         errors.UnsupportedAttributeException, errors.InvalidJobTemplateException)):
         return JobRejected(text)
     return SchedulerUnavailable(f"{name}: submission failed: {_one_line(exc)}")
-
-
-def _template() -> str:
-    return resources.files(__package__).joinpath("templates", "drmaa.sh").read_text()
 
 
 def _one_line(exc: BaseException) -> str:

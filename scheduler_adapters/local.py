@@ -37,7 +37,6 @@ All schedulers sharing a ``state_dir`` must agree on ``slots`` and ``gpus``.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -47,12 +46,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._files import FILE_MODE, boot_id, proc_stat, read_json, write_atomic, write_json_atomic
 from .base import (JOB_NAME_RE, JobRejected, JobSpec, JobState, JobStatus, Scheduler,
                    SchedulerMisconfigured, SchedulerOptionError, SchedulerUnavailable,
                    render_script)
 from .commands import command_problem, probe
 
-TEMPLATE = Path(__file__).with_name("templates") / "local.sh"
 RUNNER_MODULE = "scheduler_adapters.local_runner"
 # The supervisor imports this package from the same tree as the master.
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -64,7 +63,6 @@ CANCEL_FILE = "cancel"
 SUPERVISOR_LOG = "supervisor.log"
 
 DIR_MODE = 0o700
-FILE_MODE = 0o600
 
 # A job not yet showing its supervisor's identity, and with no supervisor process found for it,
 # is given this long from submission (the instants between fork and exec) before it counts as
@@ -74,66 +72,25 @@ SPAWN_GRACE_S = 30.0
 LOST_REASON = "local supervisor died"
 
 
-# --- files -------------------------------------------------------------------------------------
-
-def write_file_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that readers see the old or the new file, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def write_json_atomic(path: Path, value: Mapping[str, Any]) -> None:
-    write_file_atomic(path, json.dumps(value, sort_keys=True))
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
 def make_dir(path: Path) -> None:
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
 
 
 # --- processes ---------------------------------------------------------------------------------
 
-def process_stat(pid: int) -> tuple[str, int] | None:
-    """(state letter, start time in clock ticks since boot) of a process, None if there is none."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    fields = text[text.rindex(")") + 2:].split()   # the command name may contain spaces
-    return fields[0], int(fields[19])
-
-
-def boot_id() -> str:
-    """This boot of the machine: pids and start times mean nothing across a reboot."""
-    return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-
-
 def process_identity(pid: int) -> dict[str, Any]:
     """What tells this process apart from a later one that reuses its pid."""
-    stat = process_stat(pid)
+    stat = proc_stat(pid)
     if stat is None:
         raise ProcessLookupError(pid)
-    return {"pid": pid, "start": stat[1], "boot": boot_id()}
+    return {"pid": pid, "start": stat.start, "boot": boot_id()}
 
 
 def is_alive(identity: Mapping[str, Any]) -> bool:
     if identity["boot"] != boot_id():
         return False
-    stat = process_stat(identity["pid"])
-    return stat is not None and stat[0] not in ("Z", "X") and stat[1] == identity["start"]
+    stat = proc_stat(identity["pid"])
+    return stat is not None and stat.alive and stat.start == identity["start"]
 
 
 def supervisor_running(job_dir: Path) -> bool:
@@ -168,8 +125,8 @@ def kill_job_group(child: Mapping[str, Any] | None) -> None:
     whose leader is gone is still the job's own."""
     if not child or child["boot"] != boot_id():
         return
-    stat = process_stat(child["pid"])
-    if stat is not None and stat[1] != child["start"]:
+    stat = proc_stat(child["pid"])
+    if stat is not None and stat.start != child["start"]:
         return
     try:
         os.killpg(child["pid"], signal.SIGKILL)
@@ -217,8 +174,8 @@ class LocalScheduler(Scheduler):
                 "state": JobState.PENDING.value, "submitted_at": time.time(),
                 "supervisor": None})
             # The name first: a master that dies right after spawning must still find the job.
-            write_file_atomic(self._names / spec.name, job_id)
-            write_file_atomic(self._queue / job_id, "")
+            write_atomic(self._names / spec.name, job_id)
+            write_atomic(self._queue / job_id, "")
         except OSError as exc:
             raise SchedulerUnavailable(f"cannot write local job files: {exc}") from None
         self._spawn_supervisor(job_id, job_dir, spec.name)
@@ -255,9 +212,8 @@ class LocalScheduler(Scheduler):
         return str(number), job_dir
 
     def _write_job_files(self, job_dir: Path, spec: JobSpec) -> None:
-        script = render_script(TEMPLATE.read_text(), directives=f"# local job {spec.name}",
-                               spec=spec)
-        write_file_atomic(job_dir / SCRIPT_FILE, script)
+        script = render_script(directives=f"# local job {spec.name}", spec=spec)
+        write_atomic(job_dir / SCRIPT_FILE, script)
         write_json_atomic(job_dir / SPEC_FILE, {
             "name": spec.name,
             "command": list(spec.command),
@@ -357,7 +313,7 @@ class LocalScheduler(Scheduler):
                 continue
             # The mark reaches a supervisor that has not yet recorded itself (and so cannot be
             # signalled); it looks for the mark after recording itself.
-            write_file_atomic(self._jobs / job_id / CANCEL_FILE, "")
+            write_atomic(self._jobs / job_id / CANCEL_FILE, "")
             record = self._read_state(job_id)
             if record is None or JobState(record["state"]).terminal:
                 continue
@@ -387,6 +343,8 @@ class LocalScheduler(Scheduler):
             return (self._names / name).read_text().strip()
         except FileNotFoundError:
             return None
+        except OSError as exc:   # unreadable is no answer: never report it as "not there"
+            raise SchedulerUnavailable(f"cannot read local job name {name}: {exc}") from None
 
     def check(self, *, work_dir: Path | None = None) -> list[str]:
         problem = command_problem(self.python)

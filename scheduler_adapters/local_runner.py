@@ -26,9 +26,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ._files import FILE_MODE, proc_stat, read_json, write_json_atomic
 from .base import JobState
-from .local import (CANCEL_FILE, FILE_MODE, SCRIPT_FILE, SPEC_FILE, STATE_FILE, process_identity,
-                    read_json, supervisor_alive, write_json_atomic)
+from .local import (CANCEL_FILE, SCRIPT_FILE, SPEC_FILE, STATE_FILE, process_identity,
+                    supervisor_alive)
 
 SLOT_POLL_S = 0.05         # how often the head of the queue looks for a free slot
 SWEEP_LIMIT_S = 5.0        # how long to keep killing and reaping a finished job's leftovers
@@ -296,18 +297,9 @@ def _signal_group(pgid: int, signum: int) -> None:
 def _own_children() -> list[int]:
     """Pids of this process's children. Scans /proc: the kernel's per-task children lists are
     not built into every kernel."""
-    me = str(os.getpid())
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if text[text.rindex(")") + 2:].split()[1] == me:
-            pids.append(int(entry))
-    return pids
+    me = os.getpid()
+    return [int(entry) for entry in os.listdir("/proc")
+            if entry.isdigit() and (stat := proc_stat(entry)) is not None and stat.ppid == me]
 
 
 def _kill_and_reap(pid: int) -> None:

@@ -1,21 +1,22 @@
 """Fujitsu PJM adapter (Nagoya "Flow" Type II, Fugaku, Wisteria): pjsub / pjstat / pjdel.
 
-Sites wrap ``pjstat`` and print different tables (reference A.0), so this adapter never reads
-a human table by position: it asks for named columns with ``pjstat -v --choose ...`` and reads
-them by the header's column spans (RIKEN's own parser does the same, A.3.2). A poll is ONE live
-call plus, only for jobs the live list no longer shows, ONE ``pjstat -v -H day=N`` call; every
-command is counted in ``calls``.
+Sites wrap ``pjstat`` and print different tables (docs/spec/pjm-formats.md#site-tables), so
+this adapter never reads a human table by position: it asks for named columns with ``pjstat -v
+--choose ...`` and reads them by the header's column spans (RIKEN's own parser does the same,
+#pjstat-verbose). A poll is ONE live call plus, only for jobs the live list no longer shows, ONE
+``pjstat -v -H day=N`` call; every command is counted in ``calls``.
 
-Decisions taken where the reference has no confirmed answer (``schedulers.md`` Part A):
+Decisions taken where the formats are not confirmed (docs/spec/pjm-formats.md, with labels):
 - Success of ``pjsub`` is decided by its text, not its exit status: an ``[ERR.]`` line is an
   error even with rc 0 (K computer), an ``[INFO] ... Job N submitted.`` line (or the bare id of
   ``-z jid``) a success even with rc != 0.
-- The submit-limit message was never seen (A.1.3): any ``[ERR.]`` about the number of jobs or a
-  submit limit is taken as one. Connection-like messages, and failures without any ``[ERR.]``
-  line, are transient; every other ``[ERR.]`` rejects the job.
+- The submit-limit message was never seen (#pjsub-errors): any ``[ERR.]`` about the number of
+  jobs or a submit limit is taken as one. An unknown resource group or unit stops every job
+  (SchedulerMisconfigured). Connection-like messages, and failures without any ``[ERR.]`` line,
+  are transient; every other ``[ERR.]`` rejects the job.
 - ``--choose`` output may cut job names to 10 characters like ``-v`` does (a GUESS either way),
   so ``find_by_name`` confirms a name it only sees as a prefix with ``--filter jnam=<name>``.
-- End codes (A.3.7): PC 11 is a timeout; PC 20 (node down), 22 (ICC), 25 (HA), 9
+- End codes (#end-codes): PC 11 is a timeout; PC 20 (node down), 22 (ICC), 25 (HA), 9
   (reconstruction), 18 (pre-empted by a later job), 26/27 (prologue / resource manager) are not
   the program's fault (NODE_FAIL); PC 1, 6, 7 are cancellations; EXT is a success only with
   EC 0 and PC 0. Wisteria's word states (END, QUEUED, RUNNING, CANCEL, HOLD, ERROR) are read too.
@@ -25,23 +26,22 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections import Counter
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
-from .base import (JobRejected, JobSpec, JobState, JobStatus, Scheduler, SchedulerMisconfigured,
-                   SchedulerOptionError, SchedulerUnavailable, SubmitLimitReached,
-                   render_script)
-from .commands import DEFAULT_TIMEOUT_S, CommandResult, command_problem, probe, run_command
+from .base import (JobRejected, JobSpec, JobState, JobStatus, SchedulerError,
+                   SchedulerMisconfigured, SchedulerOptionError, SchedulerUnavailable,
+                   SubmitLimitReached)
+from .cli_base import CommandLineScheduler
+from .commands import DEFAULT_TIMEOUT_S, CommandResult
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = resources.files(__package__).joinpath("templates/pjm.sh").read_text()
 SCRIPT_NAME = "pjm-job.sh"
 
-# --- output formats (reference A.1.2 - A.1.4, A.4) -------------------------------------------
+# --- output formats (docs/spec/pjm-formats.md#pjsub-output, #pjsub-errors, #pjdel) -----------
 
 SUBMIT_RE = re.compile(
     r"\[INFO\.?\]\s+PJM\s+\d{4}\s+pjsub\s+Job\s+(?P<jid>\d+(?:_\d+)?)\s+submitted\.")
@@ -53,12 +53,12 @@ SUBMIT_LIMIT_RE = re.compile(
     r"|max(imum)? (number of )?jobs|job count")
 # "Cannot open the file (rscgrp=fx-debug)": the configured group or unit does not exist, which
 # no job of the experiment can get past (docs/spec/pjm-formats.md#pjsub-errors).
-RESOURCE_NAME_ERROR_RE = re.compile(r"\((?:rscgrp|rscunit)=[^)]*\)")
+RESOURCE_NAME_ERROR_RE = re.compile(r"Cannot open the file \((?:rscgrp|rscunit)=[^)]*\)")
 TRANSIENT_RE = re.compile(
     r"(?i)cannot connect|connection|communicat|timed? ?out|temporar|try again|busy"
     r"|not respond|unavailable")
 
-# --- states (reference A.3.10, Part E) --------------------------------------------------------
+# --- states (docs/spec/pjm-formats.md#states, #end-codes) -----------------------------------
 
 PENDING_ST = frozenset({"ACC", "QUE", "HLD", "QUEUED", "HOLD"})
 RUNNING_ST = frozenset({"RNA", "RNP", "RUN", "RNE", "RNO", "SPP", "SPD", "RSM", "SIN", "RDY",
@@ -71,6 +71,8 @@ TIMEOUT_PC = 11
 STATUS_KEYS = ("jid", "st", "ec", "pc", "ermsg")   # ermsg last: it may contain blanks
 NAME_KEYS = ("jid", "st", "jnam")
 PJDEL_BATCH = 100
+PJDEL_TRIES = 3               # a cancel tries this often before it reports failure
+PJDEL_RETRY_S = 0.5           # first pause between tries; doubled each time
 
 _SAFE_VALUE_RE = re.compile(r"^[A-Za-z0-9_.,:=/%+@-]+$")
 _DIRECTIVE_RE = re.compile(r"^#PJM( +[A-Za-z0-9_.,:=/%+@-]+)+$")
@@ -104,7 +106,12 @@ def parse_pjsub(result: CommandResult) -> str:
     errors = [m for line in result.output.splitlines() if (m := ERR_RE.search(line))]
     if errors:
         text = " ".join(m.group(0).strip() for m in errors)
-        raise classify_pjsub_error(text)(f"pjsub (rc {result.returncode}): {text}")
+        error = classify_pjsub_error(text)
+        if error is SubmitLimitReached:
+            raise SubmitLimitReached(text)      # the scheduler's words, shown to the user
+        if error is SchedulerMisconfigured:
+            raise SchedulerMisconfigured(f"{text} (check rscgrp / rscunit in scheduler.options)")
+        raise error(f"pjsub (rc {result.returncode}): {text}")
     found = SUBMIT_RE.search(result.stdout) or JID_ONLY_RE.match(result.stdout)
     if found:
         if result.returncode != 0:
@@ -215,8 +222,11 @@ def _safe(what: str, value: str) -> str:
     return value
 
 
-class PJMScheduler(Scheduler):
+class PJMScheduler(CommandLineScheduler):
     kind = "pjm"
+    commands = ("pjsub", "pjstat", "pjdel")
+    script_name = SCRIPT_NAME
+    unknown_reason = "in neither pjstat nor pjstat -H"
 
     def __init__(self, *, rscgrp: str, rscunit: str | None = None, gpus: int | None = None,
                  extra_directives: Sequence[str] = (), merge_output: bool = False,
@@ -226,6 +236,7 @@ class PJMScheduler(Scheduler):
         """``gpus`` overrides the job's own GPU count (cx-share wants ``-L gpu=1``);
         ``commands_dir`` holds pjsub/pjstat/pjdel (default: found on PATH); ``env`` replaces
         the environment of those commands."""
+        super().__init__(command_timeout_s=command_timeout_s, commands_dir=commands_dir, env=env)
         for what, value in (("rscgrp", rscgrp), ("rscunit", rscunit)):
             if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", value):
                 raise SchedulerOptionError(what, f"{what}: invalid PJM name {value!r}")
@@ -242,48 +253,8 @@ class PJMScheduler(Scheduler):
         self.extra_directives = tuple(extra_directives)
         self.merge_output = merge_output
         self.history_days = history_days
-        self.commands_dir = None if commands_dir is None else Path(commands_dir)
-        self.command_timeout_s = command_timeout_s
-        self.env = env
-        self.calls: Counter[str] = Counter()   # command name -> invocations
 
-    # -- commands
-
-    def _program(self, command: str) -> str:
-        return str(self.commands_dir / command) if self.commands_dir else command
-
-    def _run(self, command: str, args: Sequence[str], *, cwd: Path | None = None
-             ) -> CommandResult:
-        self.calls[command] += 1
-        return run_command([self._program(command), *args], timeout=self.command_timeout_s,
-                           env=self.env, cwd=None if cwd is None else str(cwd))
-
-    def check(self, *, work_dir: Path | None = None) -> list[str]:
-        problems = []
-        if self.commands_dir is not None and not self.commands_dir.is_dir():
-            problems.append(f"commands_dir {str(self.commands_dir)!r} is not a directory")
-        problems += [p for c in ("pjsub", "pjstat", "pjdel")
-                     if (p := command_problem(self._program(c), self.env))]
-        if work_dir is not None and (problem := unsafe_path(work_dir)):
-            problems.append(problem)
-        if not problems:
-            answer = probe([self._program("pjstat"), "-v", "--choose", "jid,st"], env=self.env)
-            problems += [answer] if answer else []
-        return problems
-
-    def _pjstat(self, keys: Sequence[str], *, history: bool,
-                extra: Sequence[str] = ()) -> list[PJMRow]:
-        args = ["-v", *(["-H", f"day={self.history_days}"] if history else []),
-                "--choose", ",".join(keys), *extra]
-        result = self._run("pjstat", args)
-        error = next((m.group(0) for m in map(ERR_RE.search, result.output.splitlines()) if m),
-                     None)
-        if result.returncode != 0 or error:
-            raise SchedulerUnavailable(
-                f"pjstat failed (rc {result.returncode}): {error or result.output[-300:]}")
-        return rows_from_table(result.stdout)
-
-    # -- the interface
+    # -- the job script
 
     def directives(self, spec: JobSpec) -> str:
         lines = [f"#PJM -N {spec.name}"]
@@ -302,72 +273,109 @@ class PJMScheduler(Scheduler):
             lines.append(f"#PJM -e {_safe('stderr path', str(spec.stderr_path))}")
         return "\n".join([*lines, *self.extra_directives])
 
-    def render(self, spec: JobSpec) -> str:
-        return render_script(TEMPLATE, directives=self.directives(spec), spec=spec)
+    # -- check
+
+    def work_dir_problem(self, work_dir: Path) -> str | None:
+        return unsafe_path(work_dir)
+
+    def probe_args(self) -> tuple[str, Sequence[str]]:
+        return "pjstat", ["-v", "--choose", "jid,st"]
+
+    def check(self, *, work_dir: Path | None = None) -> list[str]:
+        problems = super().check(work_dir=work_dir)
+        return problems or self._resource_group_problems()
+
+    def _resource_group_problems(self) -> list[str]:
+        """The configured group against ``pjstat --rsc``; sites without that listing (or a
+        listing this parser does not know) get no verdict rather than a wrong one."""
+        try:
+            result = self.run("pjstat", ["--rsc"])
+        except SchedulerError:
+            return []
+        groups = resource_groups(result.stdout) if result.returncode == 0 else None
+        if not groups or self.rscgrp in groups:
+            return []
+        listed = ", ".join(sorted(groups))
+        return [f"rscgrp {self.rscgrp!r} is not a resource group of this system "
+                f"(pjstat --rsc lists {listed})"]
+
+    # -- the interface
 
     def submit(self, spec: JobSpec) -> str:
-        script = spec.workdir / SCRIPT_NAME
-        script.write_text(self.render(spec))
-        script.chmod(0o700)
-        return parse_pjsub(self._run("pjsub", [str(script)], cwd=spec.workdir))
-
-    def status(self, job_ids: Sequence[str]) -> dict[str, JobStatus]:
-        wanted = list(dict.fromkeys(job_ids))
-        if not wanted:
-            return {}
-        live = {r.jid: r for r in self._pjstat(STATUS_KEYS, history=False)}
-        found = {jid: to_status(live[jid]) for jid in wanted if jid in live}
-        missing = [jid for jid in wanted if jid not in found]
-        if missing:
-            ended = {r.jid: r for r in self._pjstat(STATUS_KEYS, history=True)}
-            for jid in missing:
-                found[jid] = (to_status(ended[jid]) if jid in ended
-                              else JobStatus(job_id=jid, state=JobState.UNKNOWN,
-                                             reason="in neither pjstat nor pjstat -H"))
-        return found
+        script = self.write_script(spec)
+        return parse_pjsub(self.run("pjsub", [str(script)], cwd=spec.workdir))
 
     def cancel(self, job_ids: Iterable[str]) -> None:
         ids = list(dict.fromkeys(job_ids))
         for i in range(0, len(ids), PJDEL_BATCH):
-            batch = ids[i:i + PJDEL_BATCH]
-            result = self._run("pjdel", batch)
+            self._pjdel(ids[i:i + PJDEL_BATCH])
+
+    def _pjdel(self, batch: Sequence[str]) -> None:
+        """One batch, retried when the job manager could not be reached: a ``pjdel`` of a job
+        already cancelled answers "does not exist", so a retry is harmless."""
+        for attempt in range(PJDEL_TRIES):
+            result = self.run("pjdel", batch)
             # unknown or finished jobs answer [ERR.] per job: fine, cancel is idempotent;
             # but a failure to reach the job manager, or no answer at all, is not
             errors = [m.group(0) for m in map(ERR_RE.search, result.output.splitlines()) if m]
             understood = PJDEL_OK_RE.search(result.output) or errors
-            if any(TRANSIENT_RE.search(e) for e in errors) or (
-                    result.returncode != 0 and not understood):
-                raise SchedulerUnavailable(
-                    f"pjdel failed (rc {result.returncode}): {result.output[-300:]}")
+            if not any(TRANSIENT_RE.search(e) for e in errors) and (
+                    result.returncode == 0 or understood):
+                return
+            if attempt + 1 < PJDEL_TRIES:
+                time.sleep(PJDEL_RETRY_S * 2 ** attempt)
+        raise SchedulerUnavailable(f"pjdel failed {PJDEL_TRIES} times (rc {result.returncode}): "
+                                   f"{result.output[-300:]}")
 
-    def find_by_name(self, names: Iterable[str]) -> dict[str, str]:
-        wanted = list(dict.fromkeys(names))
-        if not wanted:
-            return {}
-        live = self._pjstat(NAME_KEYS, history=False)
-        ended = self._pjstat(NAME_KEYS, history=True)
-        best: dict[str, tuple[bool, int, str]] = {}
-        for is_live, rows in ((True, live), (False, ended)):
-            for row in rows:
-                if row.name in wanted:
-                    _keep_best(best, row.name, is_live, row.jid)
+    # -- queries
+
+    def _pjstat(self, keys: Sequence[str], *, history: bool,
+                extra: Sequence[str] = ()) -> list[PJMRow]:
+        args = ["-v", *(["-H", f"day={self.history_days}"] if history else []),
+                "--choose", ",".join(keys), *extra]
+        result = self.run("pjstat", args)
+        error = next((m.group(0) for m in map(ERR_RE.search, result.output.splitlines()) if m),
+                     None)
+        if result.returncode != 0 or error:
+            raise SchedulerUnavailable(
+                f"pjstat failed (rc {result.returncode}): {error or result.output[-300:]}")
+        return rows_from_table(result.stdout)
+
+    def _live(self, ids: Sequence[str]) -> dict[str, JobStatus]:
+        return {r.jid: to_status(r) for r in self._pjstat(STATUS_KEYS, history=False)}
+
+    def _history(self, ids: Sequence[str]) -> dict[str, JobStatus]:
+        return {r.jid: to_status(r) for r in self._pjstat(STATUS_KEYS, history=True)}
+
+    def _names_live(self, names: Sequence[str]) -> list[tuple[str, str]]:
+        return self._named(names, history=False)
+
+    def _names_history(self, names: Sequence[str]) -> list[tuple[str, str]]:
+        return self._named(names, history=True)
+
+    def _named(self, names: Sequence[str], *, history: bool) -> list[tuple[str, str]]:
+        rows = self._pjstat(NAME_KEYS, history=history)
+        found = [(r.name, r.jid) for r in rows if r.name is not None and r.name in names]
+        exact = {name for name, _ in found}
+        seen = {r.name for r in rows if r.name}
         # a name seen only as a prefix may have been cut by pjstat: ask for it by full name
-        seen = [r.name for r in (*live, *ended) if r.name]
-        for name in wanted:
-            if name in best or not any(len(s) < len(name) and name.startswith(s) for s in seen):
-                continue
-            for is_live in (True, False):
-                for row in self._pjstat(NAME_KEYS, history=not is_live,
-                                        extra=["--filter", f"jnam={name}"]):
-                    _keep_best(best, name, is_live, row.jid)
-                if name in best:
-                    break
-        return {name: jid for name, (_, _, jid) in best.items()}
+        for name in names:
+            if name not in exact and any(len(s) < len(name) and name.startswith(s) for s in seen):
+                found += [(name, r.jid) for r in self._pjstat(
+                    NAME_KEYS, history=history, extra=["--filter", f"jnam={name}"])]
+        return found
 
 
-def _keep_best(best: dict[str, tuple[bool, int, str]], name: str, is_live: bool,
-               jid: str) -> None:
-    """Several jobs with one name (a resubmission): a live one wins, then the newest."""
-    key = (is_live, int(re.match(r"\d+", jid)[0]), jid)
-    if name not in best or key > best[name]:
-        best[name] = key
+def resource_groups(text: str) -> set[str] | None:
+    """Resource-group names of ``pjstat --rsc`` (docs/spec/pjm-formats.md#pjstat---rsc): the
+    ``name [STATE,...]`` cells under the RSCGRP header; None if there is no such header."""
+    lines = text.splitlines()
+    header = next((line for line in lines if re.search(r"\bRSCGRP\b", line)), None)
+    if header is None:
+        return None
+    column = header.index("RSCGRP")
+    groups: set[str] = set()
+    for line in lines[lines.index(header) + 1:]:
+        groups.update(m.group(1) for m in re.finditer(r"(\S+)\s*\[[A-Z,]+\]", line)
+                      if m.start() >= column - 2)
+    return groups

@@ -22,7 +22,6 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import os
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from ._files import write_atomic
 from .base import JobSpec, JobState, JobStatus, Scheduler
 
 # 2026-01-01T00:00:00Z: a fixed start, so that simulated timestamps are reproducible.
@@ -231,7 +231,8 @@ class SimulatedScheduler(Scheduler):
         except Exception as exc:  # the "program" failed: the user's objective raised
             job.state, job.reason = JobState.FAILED, f"objective raised {type(exc).__name__}: {exc}"
             return
-        _write_atomic(job.result_file, json.dumps({self.result_key: value}))
+        # no fsync: a simulated campaign writes thousands of these and survives no reboot
+        write_atomic(job.result_file, json.dumps({self.result_key: value}), fsync=False)
         job.state = JobState.SUCCEEDED
 
     def _status_of(self, job_id: str) -> JobStatus:
@@ -247,10 +248,3 @@ class SimulatedScheduler(Scheduler):
                          node=None if job.started is None else "sim",
                          started_at=job.started, ended_at=job.ended)
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

@@ -28,7 +28,7 @@ def test_fingerprint_ignores_settings_but_not_the_space(write_config):
 
 @pytest.mark.parametrize("overrides, expected", [
     ({"extra": "[bogus]\nx = 1"}, "unknown key 'bogus' (valid keys: experiment, objective, parameters, scheduler, search, setup, simulate, trial)"),
-    ({"search_extra": "colour = 1"}, "unknown key 'search.colour' (valid keys: constraint, options, speculation, speculation_budget, strategy)"),
+    ({"search_extra": "colour = 1"}, "unknown key 'search.colour' (valid keys: constraint, mode, options, speculation, speculation_budget, strategy)"),
     ({"parameters": 'x = { valeus = [1] }'}, "unknown key 'parameters.x.valeus' (valid keys: linear, log, values)"),
     ({"cap": '"many"'}, "scheduler.cap: Input should be a valid integer"),
     ({"parameters": 'x = { values = [] }'}, "parameters.x: the value list is empty"),

@@ -10,10 +10,11 @@ scheduler_adapters.emulators.pjm pjsub|pjstat|pjdel ARGS`` (``bin/`` has wrapper
 Tests drive it with ``PJMEmulator``: ``configure`` (limits, profile ``flow`` or ``fugaku``,
 delays), ``inject`` a fault for the next N calls (``pjstat_fail``, ``pjstat_history_fail``,
 ``pjsub_error_rc0``: error text with rc 0 and no job, ``pjsub_submit_then_fail``: the job is
-queued but pjsub reports a transient error, ``pjdel_fail``), ``node_fail`` a running job,
-``purge_history``, and ``shutdown``.
+queued but pjsub reports a transient error, ``pjsub_refused``: a per-user policy refusal,
+``pjdel_fail``), ``outage`` (every listed command fails, or answers late, for a while),
+``node_fail`` a running job, ``purge_history``, and ``shutdown``.
 
-Formats, with the confidence labels of shared/reference/schedulers.md (Part A):
+Formats, with their confidence labels (docs/spec/pjm-formats.md says more):
 
 - ``pjsub`` success: ``[INFO] PJM 0000 pjsub Job <N> submitted.`` on stdout, rc 0. CONFIRMED.
   ``-z jid``: only ``<N>``. CONFIRMED.
@@ -73,6 +74,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from scheduler_adapters._files import proc_stat, write_atomic
+
 MODULE = "scheduler_adapters.emulators.pjm"
 DIR_ENV = "PJM_EMULATOR_DIR"
 STATE_FILE = "state.json"
@@ -84,11 +87,12 @@ ACTIVE_STATES = ("RNA", "RNP", "RUN", "RNE", "RNO")
 FINISHED_STATES = ("EXT", "CCL", "RJT")       # ERR stays in the live list until pjdel
 
 HOUR = 3600
-# Resource groups: Flow Type II from the reference's A.5 table (SOURCED, unofficial);
+# Resource groups: Flow Type II (docs/spec/pjm-formats.md#flow-resource-groups, SOURCED);
 # per-group GPU maxima from the node shape (4 V100 per node, cx-share a quarter node).
 PROFILES: dict[str, dict[str, Any]] = {
     "flow": {
         "table": "fx100",
+        "rscunit": "cx",
         "reject_X": True,
         "default_rscgrp": "cx-share",
         "rscgrps": {
@@ -103,6 +107,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "fugaku": {
         "table": "fugaku",
+        "rscunit": "rscunit_ft01",
         "reject_X": False,
         "default_rscgrp": "small",
         "rscgrps": {
@@ -130,6 +135,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
         "submit_rc0": "[ERR.] PJM 0007 pjsub Staging option error (3)",
         "submit_then_fail": "[ERR.] PJM 0003 pjsub Cannot connect to the job manager. "
                             "Try again later.",
+        "submit_refused": "[ERR.] PJM 0048 pjsub The number of jobs of the user exceeds the "
+                          "limit of resource group {rscgrp}.",
         "pjstat_fail": "[ERR.] PJM 0300 pjstat Cannot connect to the job manager.",
         "pjdel_fail": "[ERR.] PJM 0102 pjdel Cannot connect to the job manager.",
     },
@@ -137,7 +144,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
 
 # Fault counters: each use of a fault decrements its counter.
 FAULTS = ("pjstat_fail", "pjstat_history_fail", "pjsub_error_rc0", "pjsub_submit_then_fail",
-          "pjdel_fail")
+          "pjsub_refused", "pjdel_fail")
+OUTAGE_MESSAGE = "[ERR.] PJM 0003 {command} Cannot connect to the job manager. Try again later."
 
 VERBOSE_HEADER = (
     "JOB_ID     JOB_NAME   MD ST  USER     GROUP    START_DATE      ELAPSE_TIM ELAPSE_LIM  "
@@ -148,7 +156,7 @@ FX100_HEADER = ("JOB_ID     JOB_NAME   MD ST  USER     START_DATE      ELAPSE_LI
 FUGAKU_COLUMNS = ("JOB_ID", "JOB_NAME", "MD", "ST", "USER", "START_DATE", "ELAPSE_LIM",
                   "NODE_REQUIRE", "VNODE", "CORE", "V_MEM")
 SUMMARY_HEADER = "  ACCEPT QUEUED  STGIN  READY RUNING RUNOUT STGOUT   HOLD  ERROR   TOTAL"
-# --choose key -> the -v column header it selects (reference A.3.4)
+# --choose key -> the -v column header it selects (docs/spec/pjm-formats.md#pjstat-choose)
 CHOOSE_KEYS = {"jid": "JOB_ID", "jnam": "JOB_NAME", "md": "MD", "st": "ST", "usr": "USER",
                "elp": "ELAPSE_TIM", "elpl": "ELAPSE_LIM", "sdt": "START_DATE", "lst": "LST",
                "ec": "EC", "pc": "PC", "sn": "SN", "adt": "ACCEPT", "rscg": "RSC_GRP",
@@ -194,9 +202,9 @@ class Store:
             state = (json.loads(path.read_text()) if path.exists()
                      else {"next_id": FIRST_JOB_ID, "jobs": {}, "faults": {}})
             yield state
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
-            os.replace(tmp, path)
+            # no fsync: the emulator's state is rewritten by every command, and a test machine
+            # that loses power loses the test anyway
+            write_atomic(path, json.dumps(state, indent=1, sort_keys=True), fsync=False)
 
 
 def take_fault(state: dict[str, Any], name: str) -> bool:
@@ -393,6 +401,9 @@ def pjsub(store: Store, args: Sequence[str]) -> tuple[int, str, str]:
     with store.locked() as state:
         if take_fault(state, "pjsub_error_rc0"):
             return 0, "", cfg["messages"]["submit_rc0"] + "\n"
+        if take_fault(state, "pjsub_refused"):       # a policy refusal: nothing is queued
+            return cfg["error_rc"], "", cfg["messages"]["submit_refused"].format(
+                rscgrp=rscgrp) + "\n"
         unfinished = [j for j in state["jobs"].values() if j["st"] not in FINISHED_STATES]
         if len(unfinished) >= cfg["submit_limit"]:
             raise PJMError(cfg["messages"]["submit_limit"].format(limit=cfg["submit_limit"]))
@@ -559,7 +570,7 @@ def pjstat(store: Store, args: Sequence[str]) -> tuple[int, str, str]:
     days = cfg["history_days"]
     it = iter(args)
     for tok in it:
-        if tok in ("-v", "-H", "--history", "-E", "-S", "-s", "--with-summary"):
+        if tok in ("-v", "-H", "--history", "-E", "-S", "-s", "--with-summary", "--rsc"):
             flags.add("-H" if tok == "--history" else tok)
         elif tok == "--choose" or tok.startswith("--choose="):
             value = tok.partition("=")[2] or next(it, "")
@@ -580,6 +591,8 @@ def pjstat(store: Store, args: Sequence[str]) -> tuple[int, str, str]:
         if take_fault(state, "pjstat_fail") or (
                 "-H" in flags and take_fault(state, "pjstat_history_fail")):
             return cfg["error_rc"], "", cfg["messages"]["pjstat_fail"] + "\n"
+        if "--rsc" in flags:
+            return 0, render_rsc(cfg), ""
         jobs = select_jobs(list(state["jobs"].values()), cfg, history="-H" in flags,
                            days=days, ids=ids, filters=filters)
     return 0, render_pjstat(jobs, cfg, flags, choose), ""
@@ -644,6 +657,18 @@ def render_pjstat(jobs: list[dict[str, Any]], cfg: dict[str, Any], flags: set[st
         lines += [FX100_HEADER.rstrip(), *(fixed_row(spans, r).rstrip() for r in rows)]
     else:
         lines += ["", *aligned_table(FUGAKU_COLUMNS, rows)]
+    return "\n".join(lines) + "\n"
+
+
+def render_rsc(cfg: dict[str, Any]) -> str:
+    """``pjstat --rsc``: the resource unit and its groups, each with its state in brackets
+    (layout a GUESS, see docs/spec/pjm-formats.md#pjstat---rsc)."""
+    header = f"{'RSCUNIT':<24}{'RSCUNIT_SIZE':<14}{'RSCGRP':<26}RSCGRP_SIZE"
+    unit = cfg.get("rscunit") or PROFILES[cfg["profile"]]["rscunit"]
+    lines = [header]
+    for i, (name, group) in enumerate(sorted(cfg["rscgrps"].items())):
+        left = f"{unit + ' [ENABLE,START]':<24}{'-':<14}" if i == 0 else " " * 38
+        lines.append(f"{left}{name + ' [ENABLE,START]':<26}{group['max_node']}")
     return "\n".join(lines) + "\n"
 
 
@@ -713,6 +738,16 @@ class PJMEmulator:
         with self.store.locked() as state:
             state["faults"][fault] = state["faults"].get(fault, 0) + count
 
+    def outage(self, seconds: float, commands: Sequence[str] = ("pjsub", "pjstat", "pjdel"),
+               mode: str = "error") -> None:
+        """The job manager is unreachable for ``seconds``: ``commands`` fail with a
+        "Cannot connect" error ("error") or answer only after the outage ("slow")."""
+        if mode not in ("error", "slow"):
+            raise ValueError(f"outage mode must be 'error' or 'slow', got {mode!r}")
+        with self.store.locked() as state:
+            state["outage"] = {"until": time.time() + seconds, "commands": list(commands),
+                               "mode": mode}
+
     def faults_left(self) -> dict[str, int]:
         with self.store.locked() as state:
             return dict(state["faults"])
@@ -763,11 +798,20 @@ class PJMEmulator:
 
 def process_alive(pid: int) -> bool:
     """True for a running process; a zombie counts as gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
+    stat = proc_stat(pid)
+    return stat is not None and stat.alive
+
+
+def wait_out_outage(store: Store, command: str) -> None:
+    """During an outage of ``command`` fail at once ("error") or answer only once the outage
+    is over ("slow": the caller's timeout usually comes first)."""
+    with store.locked() as state:
+        outage = state.get("outage") or {}
+    if command not in outage.get("commands", ()) or time.time() >= outage["until"]:
+        return
+    if outage["mode"] == "error":
+        raise PJMError(OUTAGE_MESSAGE.format(command=command))
+    time.sleep(max(0.0, outage["until"] - time.time()))
 
 
 # --------------------------------------------------------------------------- entry point
@@ -787,6 +831,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"[ERR.] PJM 0999 {argv[0]} {DIR_ENV} is not set.", file=sys.stderr)
         return 2
     try:
+        wait_out_outage(Store(root), argv[0])
         rc, out, err = COMMANDS[argv[0]](Store(root), argv[1:])
     except PJMError as exc:
         rc, out, err = Store(root).config()["error_rc"], "", exc.line + "\n"

@@ -127,8 +127,11 @@ def test_pjm_check_names_a_bad_commands_dir_and_an_unsafe_work_dir(tmp_path: Pat
     sched = PJMScheduler(rscgrp="cx-share", commands_dir=str(tmp_path / "nowhere"))
     problems = sched.check(work_dir=tmp_path / "my runs")
     assert problems[0] == f"commands_dir '{tmp_path / 'nowhere'}' is not a directory"
-    assert any("pjsub does not exist" in p for p in problems)
-    assert any("my runs" in p and "cannot carry" in p for p in problems)
+    assert "my runs" in problems[1] and "cannot carry" in problems[1]
+    assert len(problems) == 2
+    (tmp_path / "bin").mkdir()
+    problems = PJMScheduler(rscgrp="cx-share", commands_dir=str(tmp_path / "bin")).check()
+    assert problems == [f"{tmp_path / 'bin' / c} does not exist" for c in ("pjsub", "pjstat", "pjdel")]
 
 
 def test_pjm_check_passes_against_the_emulator(tmp_path: Path,

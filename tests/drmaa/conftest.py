@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,30 +22,11 @@ import pytest
 from scheduler_adapters.base import JobSpec
 from scheduler_adapters.drmaa_adapter import DRMAAScheduler
 
-REQUIRED_ENV = ("SGE_ROOT", "DRMAA_LIBRARY_PATH")
-
-
-def _grid_engine_problem() -> str | None:
-    """Why the drmaa tests cannot run here, or None when they can."""
-    missing = [name for name in REQUIRED_ENV if not os.environ.get(name)]
-    if missing:
-        return (f"{', '.join(missing)} not set: start Grid Engine with scripts/sge-start.sh "
-                "and source its env.sh")
-    if shutil.which("qstat") is None:
-        return "qstat is not on PATH"
-    probe = subprocess.run(["qstat", "-xml"], capture_output=True, text=True, timeout=30)
-    if probe.returncode != 0:
-        return f"Grid Engine does not answer: {(probe.stdout + probe.stderr).strip()[:200]}"
-    try:
-        import drmaa  # noqa: F401, PLC0415 - loads libdrmaa
-    except (ImportError, OSError, RuntimeError) as exc:
-        return f"import drmaa failed: {exc}"
-    return None
-
+from .sge_helpers import grid_engine_problem
 
 @pytest.fixture(scope="session")
 def grid_engine() -> None:
-    problem = _grid_engine_problem()
+    problem = grid_engine_problem()
     if problem is None:
         return
     if os.environ.get("REQUIRE_DRMAA") == "1":

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from scheduler_adapters.base import JobRejected, JobSpec, JobState
-from scheduler_adapters.drmaa_adapter import (AccountingRecord, DRMAAScheduler, LiveJob, finished_status,
-                                              live_status, parse_duration, parse_error_reasons,
-                                              parse_native_specification, parse_qacct, parse_qstat_xml,
-                                              vanished_status)
+from scheduler_adapters.drmaa_adapter import DRMAAScheduler
+from scheduler_adapters.sge_formats import (AccountingRecord, LiveJob, finished_status, live_status,
+                                            parse_duration, parse_error_reasons,
+                                            parse_native_specification, parse_qacct,
+                                            parse_qstat_xml, vanished_status)
 
 DATA = Path(__file__).parent / "data"
 
@@ -177,15 +178,15 @@ def test_adapter_module_does_not_load_libdrmaa():
     assert proc.stdout.strip() == "False", proc.stderr
 
 
-def test_submit_without_libdrmaa_is_a_clear_scheduler_unavailable(tmp_path):
+def test_submit_without_libdrmaa_is_a_clear_misconfiguration(tmp_path):
     env = {**os.environ, "DRMAA_LIBRARY_PATH": str(tmp_path / "missing" / "libdrmaa.so.1.0")}
     code = (
         "from pathlib import Path\n"
-        "from scheduler_adapters.base import JobSpec, SchedulerUnavailable\n"
+        "from scheduler_adapters.base import JobSpec, SchedulerMisconfigured\n"
         "from scheduler_adapters.drmaa_adapter import DRMAAScheduler\n"
         "try:\n"
         f"    DRMAAScheduler().submit(JobSpec(name='j', command=('true',), workdir=Path({str(tmp_path)!r})))\n"
-        "except SchedulerUnavailable as exc:\n"
+        "except SchedulerMisconfigured as exc:\n"
         "    print(exc)\n")
 
     proc = run_python(code, env)

@@ -12,30 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_adapters.base import (JobRejected, JobState, JobStatus, SchedulerUnavailable,
+from scheduler_adapters.base import (JobRejected, JobState, SchedulerUnavailable,
                                      SubmitLimitReached)
 from scheduler_adapters.drmaa_adapter import CONTACT_FILE, SCRIPT_NAME, DRMAAScheduler
 
+from ..adapters.helpers import in_states, poll, wait_until
+
 pytestmark = pytest.mark.drmaa
-
-
-def wait_for(scheduler: DRMAAScheduler, job_id: str, state: JobState | None = None,
-             timeout: float = 60) -> JobStatus:
-    """Poll until the job reaches ``state`` (default: any terminal state) or the timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        current = scheduler.status([job_id])[job_id]
-        reached = current.state == state if state else current.state.terminal
-        if reached or time.monotonic() > deadline:
-            return current
-        time.sleep(0.25)
 
 
 def test_completed_job_succeeds_in_its_workdir_with_its_environment(scheduler, make_spec):
     spec = make_spec('echo "$GREETING from $(pwd)"; echo oops >&2', env={"GREETING": "hello world"})
     job_id = scheduler.submit(spec)
 
-    final = wait_for(scheduler, job_id)
+    final = wait_until(scheduler, [job_id])[job_id]
 
     assert final.state == JobState.SUCCEEDED, final
     assert final.exit_code == 0
@@ -48,7 +38,7 @@ def test_completed_job_succeeds_in_its_workdir_with_its_environment(scheduler, m
 def test_nonzero_exit_is_failed_with_its_exit_code(scheduler, make_spec):
     job_id = scheduler.submit(make_spec("exit 3"))
 
-    final = wait_for(scheduler, job_id)
+    final = wait_until(scheduler, [job_id])[job_id]
 
     assert (final.state, final.exit_code, final.reason) == (JobState.FAILED, 3, "exit status 3")
 
@@ -56,17 +46,17 @@ def test_nonzero_exit_is_failed_with_its_exit_code(scheduler, make_spec):
 def test_job_killed_by_a_signal_is_failed_not_cancelled(scheduler, make_spec):
     job_id = scheduler.submit(make_spec("kill -TERM $$"))
 
-    final = wait_for(scheduler, job_id)
+    final = wait_until(scheduler, [job_id])[job_id]
 
     assert (final.state, final.exit_code, final.reason) == (JobState.FAILED, 143, "killed by SIGTERM")
 
 
 def test_cancelled_running_job_is_cancelled(scheduler, make_spec):
     job_id = scheduler.submit(make_spec("sleep 60"))
-    assert wait_for(scheduler, job_id, JobState.RUNNING).state == JobState.RUNNING
+    wait_until(scheduler, [job_id], in_states(JobState.RUNNING))
 
     scheduler.cancel([job_id])
-    final = wait_for(scheduler, job_id)
+    final = wait_until(scheduler, [job_id])[job_id]
     scheduler.cancel([job_id])       # idempotent: the job is gone
 
     assert final.state == JobState.CANCELLED, final
@@ -79,7 +69,7 @@ def test_job_cancelled_while_pending_is_cancelled(grid_engine, state_dir, make_s
         job_id = scheduler.submit(make_spec("true"))
         assert scheduler.status([job_id])[job_id].state == JobState.PENDING
         scheduler.cancel([job_id])
-        final = wait_for(scheduler, job_id)
+        final = wait_until(scheduler, [job_id])[job_id]
     finally:
         scheduler.close()
 
@@ -89,7 +79,7 @@ def test_job_cancelled_while_pending_is_cancelled(grid_engine, state_dir, make_s
 def test_wall_clock_limit_exceeded_is_timeout(scheduler, make_spec):
     job_id = scheduler.submit(make_spec("sleep 60", time_limit_s=2))
 
-    final = wait_for(scheduler, job_id)
+    final = wait_until(scheduler, [job_id])[job_id]
 
     assert final.state == JobState.TIMEOUT, final
     assert "h_rt=2 s" in (final.reason or "")
@@ -102,14 +92,14 @@ def test_restarted_adapter_reattaches_and_finds_jobs_that_ended_meanwhile(grid_e
     contact = first.contact
     first.close()
     # the "master" is down: the short job ends while no DRMAA session is attached
-    assert wait_for(DRMAAScheduler(), ended_id).state == JobState.FAILED
+    assert wait_until(DRMAAScheduler(), [ended_id])[ended_id].state == JobState.FAILED
 
     second = DRMAAScheduler(state_dir=state_dir)
     try:
         after_restart = second.status([running_id, ended_id])
         second.cancel([running_id])          # opens the session: re-attaches with the saved contact
         reattached_contact = second.contact
-        cancelled = wait_for(second, running_id)
+        cancelled = wait_until(second, [running_id])[running_id]
     finally:
         second.close()
 
@@ -125,7 +115,7 @@ def test_unusable_saved_contact_opens_a_new_session(grid_engine, state_dir, make
     scheduler = DRMAAScheduler(state_dir=state_dir)
     try:
         job_id = scheduler.submit(make_spec("true"))
-        final = wait_for(scheduler, job_id)
+        final = wait_until(scheduler, [job_id])[job_id]
         contact = scheduler.contact
     finally:
         scheduler.close()
@@ -149,7 +139,7 @@ def test_job_deleted_outside_the_adapter_before_it_ran_is_unknown(scheduler):
 def test_job_whose_output_file_cannot_be_opened_is_failed_with_the_reason(scheduler, make_spec, tmp_path):
     job_id = scheduler.submit(make_spec("true", stdout=tmp_path / "no-such-dir" / "out.txt"))
 
-    final = wait_for(scheduler, job_id)
+    final = wait_until(scheduler, [job_id])[job_id]
 
     assert (final.state, final.reason) == (JobState.FAILED, "Grid Engine failure 26: opening input/output file")
 
@@ -160,9 +150,9 @@ def test_job_in_error_state_is_failed_with_grid_engines_reason(scheduler, tmp_pa
                              "-e", "/dev/null", "/bin/true"],
                             capture_output=True, text=True, check=True).stdout.strip()
 
-    in_error = wait_for(scheduler, job_id, JobState.FAILED, timeout=30)
+    in_error = wait_until(scheduler, [job_id], in_states(JobState.FAILED), timeout=30)[job_id]
     scheduler.cancel([job_id])          # an Eqw job stays in the queue until deleted
-    after_delete = wait_for(scheduler, job_id)
+    after_delete = wait_until(scheduler, [job_id])[job_id]
 
     assert in_error.state == JobState.FAILED
     assert in_error.reason.startswith("Grid Engine error state Eqw: error: can't chdir to")
@@ -173,7 +163,7 @@ def test_job_in_error_state_is_failed_with_grid_engines_reason(scheduler, tmp_pa
 def test_find_by_name_finds_live_and_finished_jobs(scheduler, make_spec):
     live_spec, done_spec = make_spec("sleep 60"), make_spec("true")
     live_id, done_id = scheduler.submit(live_spec), scheduler.submit(done_spec)
-    wait_for(scheduler, done_id)
+    wait_until(scheduler, [done_id])
 
     fresh = DRMAAScheduler()                       # a restarted master: no session, no memory
     found = fresh.find_by_name([live_spec.name, done_spec.name, "never-submitted-name"])
@@ -188,7 +178,7 @@ def test_status_of_many_jobs_takes_one_queue_and_one_history_query(scheduler, ma
     live_id = scheduler.submit(make_spec("sleep 60"))
     done_ids = [scheduler.submit(make_spec(f"exit {code}")) for code in (0, 4)]
     for job_id in done_ids:
-        wait_for(scheduler, job_id)
+        wait_until(scheduler, [job_id])
 
     before = scheduler.calls.copy()
     result = scheduler.status([live_id, *done_ids, "987654321"])
@@ -205,7 +195,7 @@ def test_parallel_job_gets_its_slots(scheduler, make_spec):
     spec = make_spec('echo "$NSLOTS"', cpus=2)
     job_id = scheduler.submit(spec)
 
-    assert wait_for(scheduler, job_id).state == JobState.SUCCEEDED
+    assert wait_until(scheduler, [job_id])[job_id].state == JobState.SUCCEEDED
     assert spec.stdout_path.read_text() == "2\n"
 
 
@@ -268,10 +258,9 @@ def test_hung_qmaster_is_unavailable_and_the_late_job_is_found_by_name(grid_engi
             with pytest.raises(SchedulerUnavailable, match="qstat timed out"):
                 scheduler.status(["1"])
         # runJob goes on once qmaster is back: the caller's reconciliation by name must see it
-        deadline = time.monotonic() + 30
-        while not (found := scheduler.find_by_name([late.name])) and time.monotonic() < deadline:
-            time.sleep(0.25)
-        final = wait_for(scheduler, found[late.name])
+        job_id = poll(lambda: scheduler.find_by_name([late.name]).get(late.name), timeout=30,
+                      interval=0.25, what=f"{late.name} to be found by name")
+        final = wait_until(scheduler, [job_id])[job_id]
     finally:
         scheduler.close()
 

@@ -13,7 +13,8 @@ import pytest
 from scheduler_adapters.base import JobSpec
 from scheduler_adapters.local import LocalScheduler
 
-from .local_helpers import processes_under, wait_for, wait_terminal
+from ..adapters.helpers import poll, wait_until
+from .local_helpers import processes_under
 
 
 @pytest.fixture
@@ -23,11 +24,10 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     sched = LocalScheduler(path)
     jobs = [p.name for p in (path / "jobs").iterdir()] if (path / "jobs").exists() else []
     sched.cancel(jobs)
-    for job_id in jobs:
-        wait_terminal(sched, job_id)
+    wait_until(sched, jobs)
     sched.close()
     try:
-        wait_for(lambda: not processes_under(tmp_path), timeout=5.0, what="no processes left")
+        poll(lambda: not processes_under(tmp_path), timeout=5.0, what="no processes left")
     except AssertionError:
         leftovers = processes_under(tmp_path)
         for pid in leftovers:

@@ -18,7 +18,8 @@ from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerMi
                                      SchedulerUnavailable)
 from scheduler_adapters.local import LOST_REASON, LocalScheduler, process_identity
 
-from .local_helpers import pid_alive, wait_for, wait_state, wait_terminal
+from ..adapters.helpers import in_states, poll, wait_until
+from .local_helpers import pid_alive
 
 
 def read_state_file(state_dir: Path, job_id: str) -> dict:
@@ -26,7 +27,7 @@ def read_state_file(state_dir: Path, job_id: str) -> dict:
 
 
 def read_pid(path: Path) -> int:
-    return int(wait_for(lambda: path.exists() and path.read_text().strip(), what=str(path)))
+    return int(poll(lambda: path.exists() and path.read_text().strip(), what=str(path)))
 
 
 def test_success_records_exit_code_times_node_and_output(make_scheduler, shell_job):
@@ -34,7 +35,7 @@ def test_success_records_exit_code_times_node_and_output(make_scheduler, shell_j
     spec = shell_job("ok", "echo out; echo err >&2")
     submitted = time.time()
     job_id = sched.submit(spec)
-    status = wait_terminal(sched, job_id)
+    status = wait_until(sched, [job_id])[job_id]
     assert status.state is JobState.SUCCEEDED
     assert status.exit_code == 0
     assert submitted <= status.started_at <= status.ended_at <= time.time()
@@ -47,9 +48,9 @@ def test_non_zero_exit_and_signal_death_are_failures(make_scheduler, shell_job):
     sched = make_scheduler(slots=2)
     exits = sched.submit(shell_job("exits", "exit 3"))
     killed = sched.submit(shell_job("killed", "kill -KILL $$"))
-    exited = wait_terminal(sched, exits)
+    exited = wait_until(sched, [exits])[exits]
     assert (exited.state, exited.exit_code, exited.reason) == (JobState.FAILED, 3, "exit code 3")
-    died = wait_terminal(sched, killed)
+    died = wait_until(sched, [killed])[killed]
     assert (died.state, died.exit_code) == (JobState.FAILED, 128 + signal.SIGKILL)
     assert died.reason == "killed by signal SIGKILL"
 
@@ -63,7 +64,7 @@ def test_time_limit_kills_the_whole_job_then_times_out(make_scheduler, shell_job
     job_id = sched.submit(spec)
     background = read_pid(spec.workdir / "bg.pid")
     escaped = read_pid(spec.workdir / "escaped.pid")
-    status = wait_terminal(sched, job_id)
+    status = wait_until(sched, [job_id])[job_id]
     assert status.state is JobState.TIMEOUT
     assert status.exit_code == 128 + signal.SIGKILL
     assert status.reason == "time limit of 1 s exceeded"
@@ -76,10 +77,10 @@ def test_cancel_a_running_job_kills_it_and_is_idempotent(make_scheduler, shell_j
     sched = make_scheduler()
     spec = shell_job("long", "echo $$ > pid; exec sleep 30")
     job_id = sched.submit(spec)
-    wait_state(sched, job_id, JobState.RUNNING)
+    wait_until(sched, [job_id], in_states(JobState.RUNNING))
     pid = read_pid(spec.workdir / "pid")
     sched.cancel([job_id])
-    status = wait_terminal(sched, job_id)
+    status = wait_until(sched, [job_id])[job_id]
     assert status.state is JobState.CANCELLED
     assert status.exit_code == 128 + signal.SIGTERM
     assert not pid_alive(pid)
@@ -90,16 +91,16 @@ def test_cancel_a_running_job_kills_it_and_is_idempotent(make_scheduler, shell_j
 def test_cancel_a_pending_job_never_starts_it(make_scheduler, shell_job):
     sched = make_scheduler(slots=1)
     blocker = sched.submit(shell_job("blocker", "sleep 30"))
-    wait_state(sched, blocker, JobState.RUNNING)
+    wait_until(sched, [blocker], in_states(JobState.RUNNING))
     queued_spec = shell_job("queued", "touch started")
     queued = sched.submit(queued_spec)
     assert sched.status([queued])[queued].state is JobState.PENDING
     sched.cancel([queued])
-    status = wait_terminal(sched, queued)
+    status = wait_until(sched, [queued])[queued]
     assert (status.state, status.started_at) == (JobState.CANCELLED, None)
     assert sched.status([blocker])[blocker].state is JobState.RUNNING
     sched.cancel([blocker])
-    assert wait_terminal(sched, blocker).state is JobState.CANCELLED
+    assert wait_until(sched, [blocker])[blocker].state is JobState.CANCELLED
     time.sleep(0.3)   # a slot is free now: a cancelled job must still not run
     assert not (queued_spec.workdir / "started").exists()
 
@@ -107,15 +108,15 @@ def test_cancel_a_pending_job_never_starts_it(make_scheduler, shell_job):
 def test_queued_jobs_start_first_in_first_out(make_scheduler, shell_job, tmp_path):
     sched = make_scheduler(slots=1)
     blocker = sched.submit(shell_job("blocker", "sleep 30"))
-    wait_state(sched, blocker, JobState.RUNNING)
+    wait_until(sched, [blocker], in_states(JobState.RUNNING))
     order = tmp_path / "order.log"
     queued = {name: sched.submit(shell_job(name, f"echo {name} >> {order}"))
               for name in ("q1", "q2", "q3", "q4", "q5")}
     sched.cancel([queued["q3"]])          # leaving the middle of the queue keeps the order
-    wait_terminal(sched, queued["q3"])
+    wait_until(sched, [queued["q3"]])
     sched.cancel([blocker])
     for job_id in queued.values():
-        wait_terminal(sched, job_id)
+        wait_until(sched, [job_id])
     assert order.read_text().split() == ["q1", "q2", "q4", "q5"]
 
 
@@ -149,7 +150,7 @@ def test_gpus_are_handed_out_round_robin_by_slot(make_scheduler, shell_job):
     specs = [shell_job(f"gpu{i}", record, gpus=2) for i in range(2)]
     job_ids = [sched.submit(spec) for spec in specs]
     for job_id in job_ids:
-        assert wait_terminal(sched, job_id).state is JobState.SUCCEEDED
+        assert wait_until(sched, [job_id])[job_id].state is JobState.SUCCEEDED
     # slot 0 gets devices 0,1; slot 1 gets devices 2,3 modulo the three configured
     assert sorted((s.workdir / "gpus").read_text() for s in specs) == ["0,1", "2,0"]
     by_slot = {read_state_file(sched.state_dir, j)["slot"]: (s.workdir / "gpus").read_text()
@@ -157,7 +158,7 @@ def test_gpus_are_handed_out_round_robin_by_slot(make_scheduler, shell_job):
     assert by_slot == {0: "0,1", 1: "2,0"}
 
     cpu_only = shell_job("cpu", record)
-    assert wait_terminal(sched, sched.submit(cpu_only)).state is JobState.SUCCEEDED
+    assert wait_until(sched, [job := sched.submit(cpu_only)])[job].state is JobState.SUCCEEDED
     assert (cpu_only.workdir / "gpus").read_text() == ""    # managed GPUs are hidden from it
 
     with pytest.raises(JobRejected, match="asks for 4 GPUs, only 3 configured"):
@@ -168,7 +169,7 @@ def test_a_restarted_master_finds_running_and_ended_jobs(make_scheduler, shell_j
     first = make_scheduler(slots=2)
     long_id = first.submit(shell_job("long", "sleep 30"))
     short_id = first.submit(shell_job("short", "sleep 0.5; exit 4"))
-    wait_state(first, long_id, JobState.RUNNING)
+    wait_until(first, [long_id], in_states(JobState.RUNNING))
     first.close()
     del first
 
@@ -186,7 +187,7 @@ def test_a_restarted_master_finds_running_and_ended_jobs(make_scheduler, shell_j
     later = third.submit(shell_job("later", "true"))
     assert int(later) > int(short_id)
     third.cancel([long_id])
-    assert wait_terminal(third, long_id).state is JobState.CANCELLED
+    assert wait_until(third, [long_id])[long_id].state is JobState.CANCELLED
 
 
 def test_killed_supervisor_is_a_node_failure_and_leaves_nothing(make_scheduler, shell_job,
@@ -194,14 +195,14 @@ def test_killed_supervisor_is_a_node_failure_and_leaves_nothing(make_scheduler, 
     sched = make_scheduler()
     spec = shell_job("orphaned", "sleep 30 & echo $! > bg.pid; echo $$ > pid; wait")
     job_id = sched.submit(spec)
-    wait_state(sched, job_id, JobState.RUNNING)
+    wait_until(sched, [job_id], in_states(JobState.RUNNING))
     background = read_pid(spec.workdir / "bg.pid")
     leader = read_pid(spec.workdir / "pid")
     kill_supervisor(state_dir, job_id)
 
-    status = wait_state(sched, job_id, JobState.NODE_FAIL)
+    status = wait_until(sched, [job_id], in_states(JobState.NODE_FAIL))[job_id]
     assert status.reason == LOST_REASON
-    wait_for(lambda: not pid_alive(leader) and not pid_alive(background), timeout=5,
+    poll(lambda: not pid_alive(leader) and not pid_alive(background), timeout=5,
              what="the orphaned job's processes to die")
     sched.cancel([job_id])
     assert sched.status([job_id])[job_id].state is JobState.NODE_FAIL
@@ -212,7 +213,7 @@ def kill_supervisor(state_dir: Path, job_id: str) -> dict:
     record = read_state_file(state_dir, job_id)
     supervisor = record["supervisor"]["pid"]
     os.kill(supervisor, signal.SIGKILL)
-    wait_for(lambda: not pid_alive(supervisor), what="the supervisor to die")
+    poll(lambda: not pid_alive(supervisor), what="the supervisor to die")
     return record
 
 
@@ -222,7 +223,7 @@ def test_a_live_process_with_another_identity_is_not_the_supervisor(
         make_scheduler, shell_job, state_dir, change):
     sched = make_scheduler()
     job_id = sched.submit(shell_job("reused", "sleep 30"))
-    wait_state(sched, job_id, JobState.RUNNING)
+    wait_until(sched, [job_id], in_states(JobState.RUNNING))
     record = kill_supervisor(state_dir, job_id)
     # The recorded pid now belongs to a live process (this one), but not the same one.
     impostor = process_identity(os.getpid())
@@ -240,12 +241,12 @@ def test_cancel_after_the_supervisor_died_records_cancelled(make_scheduler, shel
     sched = make_scheduler()
     spec = shell_job("abandoned", "sleep 30 & echo $! > bg.pid; wait")
     job_id = sched.submit(spec)
-    wait_state(sched, job_id, JobState.RUNNING)
+    wait_until(sched, [job_id], in_states(JobState.RUNNING))
     background = read_pid(spec.workdir / "bg.pid")
     kill_supervisor(state_dir, job_id)
     sched.cancel([job_id])
     assert sched.status([job_id])[job_id].state is JobState.CANCELLED
-    wait_for(lambda: not pid_alive(background), timeout=5, what="the job's processes to die")
+    poll(lambda: not pid_alive(background), timeout=5, what="the job's processes to die")
 
 
 def test_a_supervisor_that_never_starts_is_given_up(make_scheduler, shell_job, monkeypatch):
@@ -273,7 +274,7 @@ def test_find_by_name(make_scheduler, shell_job):
     beta = sched.submit(shell_job("beta", "true"))
     assert sched.find_by_name(["alpha", "beta", "missing", "../state"]) == {
         "alpha": first, "beta": beta}
-    wait_terminal(sched, first)
+    wait_until(sched, [first])
     retry = sched.submit(shell_job("alpha", "true"))
     assert sched.find_by_name(["alpha"]) == {"alpha": retry}
 
@@ -289,20 +290,20 @@ def test_run_directory_deleted_while_running_ends_the_job(make_scheduler, shell_
     sched = make_scheduler(slots=1)
     running = shell_job("deleted", "sleep 0.5; echo done > result.txt")
     running_id = sched.submit(running)
-    wait_state(sched, running_id, JobState.RUNNING)
+    wait_until(sched, [running_id], in_states(JobState.RUNNING))
     shutil.rmtree(running.workdir)
-    assert wait_terminal(sched, running_id).state is JobState.FAILED
+    assert wait_until(sched, [running_id])[running_id].state is JobState.FAILED
 
 
 def test_run_directory_deleted_while_queued_fails_the_job(make_scheduler, shell_job):
     sched = make_scheduler(slots=1)
     blocker = sched.submit(shell_job("blocker", "sleep 30"))
-    wait_state(sched, blocker, JobState.RUNNING)
+    wait_until(sched, [blocker], in_states(JobState.RUNNING))
     queued = shell_job("deleted-queued", "true")
     queued_id = sched.submit(queued)
     shutil.rmtree(queued.workdir)
     sched.cancel([blocker])
-    never_ran = wait_terminal(sched, queued_id)
+    never_ran = wait_until(sched, [queued_id])[queued_id]
     assert never_ran.state is JobState.FAILED
     assert never_ran.reason.startswith("job could not start: [Errno 2] No such file")
 
@@ -320,7 +321,7 @@ def test_argv_and_env_values_pass_literally(make_scheduler, tmp_path):
                "open('seen.json', 'w'))")
     spec = JobSpec("tricky", (sys.executable, "-c", program, *TRICKY), workdir,
                    env={f"V{i}": value for i, value in enumerate(TRICKY)})
-    assert wait_terminal(sched, sched.submit(spec)).state is JobState.SUCCEEDED
+    assert wait_until(sched, [job := sched.submit(spec)])[job].state is JobState.SUCCEEDED
     assert json.loads((workdir / "seen.json").read_text()) == {"argv": TRICKY, "env": TRICKY}
     assert not list(tmp_path.rglob("pwned"))
 
@@ -329,7 +330,7 @@ def test_files_and_directories_are_owner_only(make_scheduler, shell_job, state_d
     sched = make_scheduler()
     spec = shell_job("private", "echo secret")
     job_id = sched.submit(spec)
-    wait_terminal(sched, job_id)
+    wait_until(sched, [job_id])
     job_dir = state_dir / "jobs" / job_id
     directories = [state_dir, *(state_dir / d for d in ("jobs", "names", "queue", "slots")),
                    job_dir]
@@ -346,3 +347,16 @@ def test_invalid_settings_and_time_limits_are_refused(make_scheduler, shell_job,
         LocalScheduler(state_dir, slots=0)
     with pytest.raises(JobRejected, match="non-positive time limit"):
         make_scheduler().submit(shell_job("never", "true", time_limit_s=0))
+
+
+def test_an_unreadable_name_record_is_no_answer(make_scheduler, shell_job, state_dir):
+    sched = make_scheduler()
+    job_id = sched.submit(shell_job("hidden", "true"))
+    wait_until(sched, [job_id])
+    record = state_dir / "names" / "hidden"
+    record.unlink()
+    record.mkdir()           # reading it fails (IsADirectoryError) even as root
+    with pytest.raises(SchedulerUnavailable, match="cannot read local job name hidden"):
+        sched.find_by_name(["hidden"])
+    record.rmdir()
+    assert sched.find_by_name(["hidden"]) == {}

@@ -6,12 +6,14 @@ from collections.abc import Callable
 
 import pytest
 
-from .pjm_helpers import running, wait_state, wait_until
 from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerUnavailable,
                                      SubmitLimitReached)
 from scheduler_adapters.emulators import BIN_DIR
 from scheduler_adapters.emulators.pjm import PJMEmulator, process_alive
-from scheduler_adapters.pjm import PJMScheduler
+from scheduler_adapters.pjm import PJDEL_TRIES, PJMScheduler
+
+from ..adapters.helpers import running, wait_until
+from .pjm_helpers import wait_state
 
 Spec = Callable[..., JobSpec]
 SLEEP = ("sleep", "30")
@@ -43,12 +45,22 @@ def test_cancel_running_job(sched: PJMScheduler, pjm: PJMEmulator, make_spec: Sp
     sched.cancel([jid])                       # idempotent: already gone is fine
 
 
+def test_one_transient_pjdel_failure_is_retried(sched: PJMScheduler, pjm: PJMEmulator,
+                                                 make_spec: Spec) -> None:
+    jid = sched.submit(make_spec("exp1-p3-a3", *SLEEP))
+    pjm.inject("pjdel_fail")
+    sched.cancel([jid])
+    assert sched.calls["pjdel"] == 2
+    assert wait_until(sched, [jid])[jid].state is JobState.CANCELLED
+
+
 def test_failing_pjdel_raises_unavailable(sched: PJMScheduler, pjm: PJMEmulator,
                                           make_spec: Spec) -> None:
     jid = sched.submit(make_spec("exp1-p3-a2", *SLEEP))
-    pjm.inject("pjdel_fail")
+    pjm.inject("pjdel_fail", PJDEL_TRIES)
     with pytest.raises(SchedulerUnavailable, match="Cannot connect"):
         sched.cancel([jid, "4242"])
+    assert sched.calls["pjdel"] == PJDEL_TRIES
     assert sched.status([jid])[jid].state in (JobState.PENDING, JobState.RUNNING)
     sched.cancel([jid, "4242"])               # the unknown id's [ERR.] line is no failure
     assert wait_until(sched, [jid])[jid].state is JobState.CANCELLED

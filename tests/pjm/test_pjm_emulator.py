@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from scheduler_adapters.emulators.pjm import VERBOSE_HEADER, PJMEmulator, process_alive
+from scheduler_adapters.pjm import resource_groups
 
 from .pjm_helpers import wait_state
 
@@ -181,3 +182,24 @@ def test_unwritable_output_file_ends_with_pc_16(pjm: PJMEmulator, emulator_cmd: 
     jid = submit(emulator_cmd, write_job(tmp_path, "true", "-o /nonexistent/dir/out"))
     job = wait_state(pjm, jid, ("EXT",))
     assert (job["pc"], job["reason"], job["ec"]) == (16, "FILE IO ERROR", None)
+
+
+def test_outage_fails_every_listed_command_until_it_is_over(pjm: PJMEmulator,
+                                                            emulator_cmd: Cmd) -> None:
+    pjm.outage(30, commands=("pjstat", "pjdel"))
+    for command in ("pjstat", "pjdel"):
+        out = emulator_cmd(command, "1000000")
+        assert (out.returncode, out.stderr) == (
+            1, f"[ERR.] PJM 0003 {command} Cannot connect to the job manager. Try again later.\n")
+    pjm.outage(0)
+    assert emulator_cmd("pjstat").returncode == 0
+
+
+def test_resource_listing_names_the_profiles_groups(pjm: PJMEmulator, emulator_cmd: Cmd) -> None:
+    out = emulator_cmd("pjstat", "--rsc")
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and lines[0].split() == ["RSCUNIT", "RSCUNIT_SIZE", "RSCGRP",
+                                                         "RSCGRP_SIZE"]
+    assert lines[1].split()[:2] == ["cx", "[ENABLE,START]"]
+    assert resource_groups(out.stdout) == {"cx-interactive", "cx-debug", "cx-share", "cx-single",
+                                           "cx-small", "cx-middle", "cx-large"}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +17,10 @@ from typing import Any
 
 import pytest
 
-from scheduler_adapters.slurm import SlurmScheduler, history_mode_from_config
+from scheduler_adapters.slurm import SlurmScheduler
+
+from .slurm_helpers import cluster_problem
+from scheduler_adapters.slurm_formats import history_mode_from_config
 
 
 @dataclass(frozen=True)
@@ -29,28 +31,9 @@ class SlurmCluster:
     qos_limits: bool          # slurmctld enforces QOS limits (needs slurmdbd)
 
 
-def _cluster_problem() -> str | None:
-    conf = os.environ.get("SLURM_CONF")
-    if not conf:
-        return ("SLURM_CONF is not set; start the cluster: "
-                "slurm_env=$(bash scripts/slurm-start.sh) && eval \"$slurm_env\"")
-    if not Path(conf).is_file():
-        return f"SLURM_CONF={conf} does not exist"
-    for tool in ("sbatch", "squeue", "sacct", "scancel", "scontrol", "sinfo"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not on PATH"
-    try:
-        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
-    except subprocess.TimeoutExpired:
-        return "scontrol ping timed out"
-    if "UP" not in ping.stdout:
-        return f"slurmctld is not answering: {(ping.stdout + ping.stderr).strip()}"
-    return None
-
-
 @pytest.fixture(scope="session")
 def slurm_cluster() -> SlurmCluster:
-    problem = _cluster_problem()
+    problem = cluster_problem()
     if problem:
         if os.environ.get("REQUIRE_SLURM") == "1":
             pytest.fail(f"REQUIRE_SLURM=1 but no working Slurm: {problem}", pytrace=False)

@@ -1,28 +1,11 @@
-"""Polling helpers for the Slurm cluster tests (a module rather than conftest: tests import it)."""
+"""Helpers for the Slurm cluster tests (a module rather than conftest: tests import it)."""
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
-import time
-from collections.abc import Callable, Sequence
-
-import pytest
-
-from scheduler_adapters.base import JobStatus
-from scheduler_adapters.slurm import SlurmScheduler
-
-
-def wait_for(sched: SlurmScheduler, job_ids: Sequence[str],
-             done: Callable[[JobStatus], bool] = lambda s: s.state.terminal,
-             timeout_s: float = 60.0, interval_s: float = 0.5) -> dict[str, JobStatus]:
-    """Poll ``status`` until every job satisfies ``done``; fail with the last states if not."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        states = sched.status(job_ids)
-        if all(done(states[j]) for j in job_ids):
-            return states
-        if time.monotonic() > deadline:
-            pytest.fail(f"jobs not done after {timeout_s:g} s: {states}")
-        time.sleep(interval_s)
+from collections.abc import Sequence
+from pathlib import Path
 
 
 def live_ids(job_ids: Sequence[str]) -> set[str]:
@@ -41,3 +24,22 @@ def jobs_named(name: str, history: str) -> list[str]:
                              capture_output=True, text=True, timeout=30).stdout.splitlines()
     done = [row.split("|")[0] for row in history if row.split("|")[1:2] == [name]]
     return sorted(set(live) | set(done), key=int)
+
+
+def cluster_problem() -> str | None:
+    conf = os.environ.get("SLURM_CONF")
+    if not conf:
+        return ("SLURM_CONF is not set; start the cluster: "
+                "slurm_env=$(bash scripts/slurm-start.sh) && eval \"$slurm_env\"")
+    if not Path(conf).is_file():
+        return f"SLURM_CONF={conf} does not exist"
+    for tool in ("sbatch", "squeue", "sacct", "scancel", "scontrol", "sinfo"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not on PATH"
+    try:
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15)
+    except subprocess.TimeoutExpired:
+        return "scontrol ping timed out"
+    if "UP" not in ping.stdout:
+        return f"slurmctld is not answering: {(ping.stdout + ping.stderr).strip()}"
+    return None

@@ -19,7 +19,8 @@ from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerUn
                                      SubmitLimitReached)
 from scheduler_adapters.slurm import SlurmScheduler
 
-from .slurm_helpers import jobs_named, live_ids, wait_for
+from ..adapters.helpers import poll, wait_until
+from .slurm_helpers import jobs_named, live_ids
 
 pytestmark = pytest.mark.slurm
 
@@ -48,21 +49,21 @@ def test_node_failure_requeues_under_same_id_or_fails(make_scheduler: Make, job_
     script = 'echo "run $SLURM_RESTART_COUNT"; sleep 4'
     again = requeueing.submit(spec(tmp_path, f"{job_prefix}requeue", script))
     once = plain.submit(spec(tmp_path, f"{job_prefix}once", script))
-    wait_for(plain, [again, once], lambda s: s.state is JobState.RUNNING, timeout_s=30)
+    wait_until(plain, [again, once], lambda s: s.state is JobState.RUNNING, timeout=30)
 
     node = slurm_cluster.node
     down = scontrol("update", f"NodeName={node}", "State=DOWN", "Reason=orchestrator-test")
     assert down.returncode == 0, down.stderr
     try:
-        states = wait_for(plain, [again, once], lambda s: s.state is not JobState.RUNNING,
-                          timeout_s=20)
+        states = wait_until(plain, [again, once], lambda s: s.state is not JobState.RUNNING,
+                          timeout=20)
         assert states[once].state is JobState.NODE_FAIL
         assert states[again].state is JobState.PENDING   # requeued, not a verdict
     finally:
         if any(w in node_state(node) for w in ("down", "drain", "fail")):
             scontrol("update", f"NodeName={node}", "State=RESUME")
     # the requeued job runs again (after Slurm's requeue delay) under the same id
-    final = wait_for(requeueing, [again], timeout_s=60)[again]
+    final = wait_until(requeueing, [again], timeout=60)[again]
     assert final.state is JobState.SUCCEEDED and final.exit_code == 0
     out = tmp_path / f"{job_prefix}requeue" / "stdout.txt"
     assert out.read_text().split() == ["run", "1"]   # second run (restart count 1)
@@ -75,7 +76,7 @@ def test_completed_and_failed_report_exit_codes(make_scheduler: Make, job_prefix
                            env={"GREETING": "hello world"}, time_limit_s=120))
     bad = sched.submit(spec(tmp_path, f"{job_prefix}bad", "echo oops >&2; exit 3"))
     killed = sched.submit(spec(tmp_path, f"{job_prefix}killed", "kill -9 $$"))
-    states = wait_for(sched, [ok, bad, killed])
+    states = wait_until(sched, [ok, bad, killed])
 
     assert states[ok].state is JobState.SUCCEEDED and states[ok].exit_code == 0
     assert states[ok].node and states[ok].started_at and states[ok].ended_at
@@ -91,9 +92,9 @@ def test_cancel_is_reported_and_idempotent(make_scheduler: Make, job_prefix: str
                                            tmp_path: Path) -> None:
     sched = make_scheduler()
     running = sched.submit(spec(tmp_path, f"{job_prefix}run", "sleep 120"))
-    wait_for(sched, [running], lambda s: s.state is JobState.RUNNING, timeout_s=30)
+    wait_until(sched, [running], lambda s: s.state is JobState.RUNNING, timeout=30)
     sched.cancel([running])
-    state = wait_for(sched, [running])[running]
+    state = wait_until(sched, [running])[running]
     assert state.state is JobState.CANCELLED
     assert state.reason and state.reason.startswith("CANCELLED")
     sched.cancel([running, "999999"])   # finished and unknown ids: no error
@@ -103,11 +104,10 @@ def test_vanished_job_is_found_in_history(make_scheduler: Make, job_prefix: str,
                                           tmp_path: Path) -> None:
     sched = make_scheduler()
     job = sched.submit(spec(tmp_path, f"{job_prefix}gone", "exit 7"))
-    wait_for(sched, [job])
-    deadline = time.monotonic() + 90      # MinJobAge=2: purged on slurmctld's next sweep
-    while live_ids([job]):
-        assert time.monotonic() < deadline, "job never left squeue; is MinJobAge small?"
-        time.sleep(1)
+    wait_until(sched, [job])
+    # MinJobAge=2: purged on slurmctld's next sweep
+    poll(lambda: not live_ids([job]), timeout=90, interval=1,
+         what="the job to leave squeue (is MinJobAge small?)")
     before = sched.calls.copy()
     state = sched.status([job])[job]
     assert state.state is JobState.FAILED and state.exit_code == 7
@@ -139,7 +139,7 @@ def test_flaky_submit_is_found_by_name_not_duplicated(make_scheduler: Make, job_
     found = sched.find_by_name([name, f"{job_prefix}never-submitted"])
     assert list(found) == [name]
     # what the retry wrapper does: found by name, so no second sbatch
-    wait_for(sched, [found[name]])
+    wait_until(sched, [found[name]])
     assert jobs_named(name, slurm_cluster.history) == [found[name]]
 
 
@@ -155,7 +155,7 @@ def test_failing_status_query_raises_unavailable(make_scheduler: Make, job_prefi
 
     hanging = fake_bin("squeue", "sleep 30\n")
     with pytest.raises(SchedulerUnavailable, match="timed out"):
-        make_scheduler(env=hanging, command_timeout_s=1).status([job])
+        make_scheduler(env=hanging, command_timeout=1).status([job])
 
 
 def test_squeue_failing_a_batch_on_one_purged_id_falls_back_to_the_users_jobs(
@@ -217,14 +217,42 @@ def test_submit_limit_reached(make_scheduler: Make, job_prefix: str, tmp_path: P
     try:
         sacctmgr("modify", "user", user, "set", f"qos+={qos}")
         first = sched.submit(spec(tmp_path, f"{job_prefix}first", "sleep 30"))
-        with pytest.raises(SubmitLimitReached, match="QOSMaxSubmitJobPerUserLimit"):
+        with pytest.raises(SubmitLimitReached) as refused:
             sched.submit(second)
+        assert str(refused.value) == POLICY_WORDS.format(limit="QOSMaxSubmitJobPerUserLimit")
     finally:
         if first:   # a QOS still used by a job cannot be deleted
             sched.cancel([first])
-            wait_for(sched, [first])
+            wait_until(sched, [first])
         sacctmgr("modify", "user", user, "set", f"qos-={qos}")
         sacctmgr("delete", "qos", qos)
+
+
+POLICY_WORDS = ("sbatch: {limit}; Batch job submission failed: Job violates accounting/QOS "
+                "policy (job submit limit, user's size and/or time limits)")
+
+
+def test_association_submit_limit_is_reached_in_slurms_words(
+        make_scheduler: Make, job_prefix: str, tmp_path: Path, slurm_cluster) -> None:
+    if not slurm_cluster.qos_limits:
+        pytest.skip("association limits need slurmdbd and AccountingStorageEnforce=limits")
+    # an account of this test's own, so the limit binds no other job on the cluster
+    account, user = f"{job_prefix}acct".replace("-", ""), getpass.getuser()
+    sacctmgr("add", "account", account)
+    first = None
+    try:
+        sacctmgr("add", "user", user, f"account={account}", "MaxSubmitJobs=1")
+        sched = make_scheduler(account=account)
+        first = sched.submit(spec(tmp_path, f"{job_prefix}first", "sleep 30"))
+        with pytest.raises(SubmitLimitReached) as refused:
+            sched.submit(spec(tmp_path, f"{job_prefix}second", "exit 0"))
+        assert str(refused.value) == POLICY_WORDS.format(limit="AssocMaxSubmitJobLimit")
+    finally:
+        if first:
+            sched.cancel([first])
+            wait_until(sched, [first])
+        sacctmgr("delete", "user", user, f"account={account}")
+        sacctmgr("delete", "account", account)
 
 
 def test_invalid_partition_is_rejected(make_scheduler: Make, job_prefix: str,
@@ -269,6 +297,6 @@ def test_time_limit_ends_in_timeout(make_scheduler: Make, job_prefix: str,
     # Slurm limits are whole minutes and checked about every 30 s: 60-95 s is the honest minimum.
     sched = make_scheduler()
     job = sched.submit(spec(tmp_path, f"{job_prefix}slow", "sleep 300", time_limit_s=30))
-    state = wait_for(sched, [job], timeout_s=150, interval_s=2)[job]
+    state = wait_until(sched, [job], timeout=150, interval=2)[job]
     assert state.state is JobState.TIMEOUT
     assert state.reason and "TIMEOUT" in state.reason

@@ -8,10 +8,11 @@ import pytest
 
 from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerUnavailable,
                                      SubmitLimitReached)
-from scheduler_adapters.slurm import (SlurmScheduler, classify_submit_failure, exit_code_from_sacct,
-                                      exit_code_from_wait_status, history_mode_from_config,
-                                      map_state, parse_sacct, parse_sbatch_output, parse_squeue,
-                                      time_limit_minutes)
+from scheduler_adapters.slurm import SlurmScheduler, time_limit_minutes
+from scheduler_adapters.slurm_formats import (classify_submit_failure, exit_code_from_sacct,
+                                              exit_code_from_wait_status, history_mode_from_config,
+                                              map_state, parse_sacct, parse_sbatch_output,
+                                              parse_squeue, scheduler_words)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 
@@ -85,11 +86,24 @@ def test_sbatch_parsable_output() -> None:
     ("sbatch: error: Invalid --time specification", JobRejected),
     ("sbatch: error: Batch job submission failed: Invalid account or account/partition "
      "combination specified", JobRejected),
+    # slurm_errno.c's words (libslurm 22.05) for refusals that pass: maintenance, a drain
+    ("sbatch: error: Batch job submission failed: Job can not start due to maintenance "
+     "reservation.", SubmitLimitReached),
+    ("sbatch: error: Batch job submission failed: Required partition not available (inactive "
+     "or drain)", SubmitLimitReached),
+    ("sbatch: error: Batch job submission failed: Requested reservation not usable now",
+     SubmitLimitReached),
     ("", SchedulerUnavailable),                              # non-zero, no id, no words
     ("Segmentation fault (core dumped)", SchedulerUnavailable),
 ])
 def test_submit_failures_are_classified(text: str, error: type) -> None:
     assert classify_submit_failure(text) is error
+
+
+def test_scheduler_words_are_sbatchs_lines_on_one_line() -> None:
+    assert scheduler_words("sbatch: error: QOSMaxSubmitJobPerUserLimit\n"
+                           "sbatch: error: Batch job submission failed: Job violates x\n") == (
+        "sbatch: QOSMaxSubmitJobPerUserLimit; Batch job submission failed: Job violates x")
 
 
 def test_squeue_rows_are_parsed_with_wait_status_exit_codes() -> None:

@@ -1,5 +1,0 @@
-#!/bin/bash
-{directives}
-{exports}
-cd {workdir} || exit 97
-exec {command}
