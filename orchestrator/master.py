@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from scheduler_adapters.base import Scheduler
+from scheduler_adapters.base import Scheduler, SchedulerMisconfigured
 
 from . import exitcodes, extend, ledger, queries
 from .config import Config
@@ -113,6 +113,13 @@ class Master:
                 log.warning("lease lost: another master took over; exiting without writing")
                 self.progress.message("another master took over this experiment; exiting")
                 return exitcodes.LEASE_LOST
+        except SchedulerMisconfigured as exc:
+            # Every job would fail alike (a command missing, a bad commands_dir): stop at once,
+            # in one line, charging no trial with it.
+            log.error("stopping: scheduler misconfigured: %s", exc)
+            raise MasterError(f"scheduler {self.config.model.scheduler.kind} is not usable: "
+                              f"{exc}; fix [scheduler] and `start` again (nothing was lost)"
+                              ) from None
         except (OperationalError, OSError) as exc:
             # A full disk, a vanished mount, a lost database server. Every state change is one
             # transaction, so what was stored stays stored; `start` resumes once it is fixed.

@@ -125,3 +125,26 @@ def test_check_names_what_start_would_refuse_in_an_existing_experiment(write_con
     path.write_text(path.read_text().replace("[0, 1, 2, 3, 4]", "[1, 2, 3]"))
     proc = cli("check", str(path))
     assert proc.returncode == 2 and "x: removed 0" in proc.stdout
+
+
+def test_a_scheduler_broken_after_the_start_stops_the_master_in_one_line(
+        write_config, cli, tmp_path):
+    emulator = PJMEmulator(tmp_path / "pjm-state")
+    emulator.configure(user="user1")
+    path = write_config(command=SYNTHETIC + " --sleep 2",
+                        scheduler_extra=f'options = {{ rscgrp = "cx-share", '
+                                        f'commands_dir = "{BIN_DIR}" }}')
+    path.write_text(path.read_text().replace('kind = "local"', 'kind = "pjm"'))
+    env = {"PJM_EMULATOR_DIR": str(tmp_path / "pjm-state"), "PJM_EMULATOR_PYTHON": sys.executable}
+    try:
+        assert cli("start", str(path), "--detach", env=env).returncode == 0
+        assert cli("stop", str(path), "--wait", "--timeout", "60", env=env).returncode == 0
+        path.write_text(path.read_text().replace(str(BIN_DIR), str(tmp_path / "nowhere")))
+        proc = cli("start", str(path), env=env)
+    finally:
+        emulator.shutdown()
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "scheduler pjm is not usable: commands_dir" in proc.stderr
+    assert "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
+    history = json.loads(cli("history", str(path), "--json").stdout)
+    assert all(r["state"] != "failed" for r in history)        # no trial charged with it
