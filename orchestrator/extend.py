@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import shutil
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,14 +32,14 @@ from .config import Config
 from .models import Attempt, Event, Experiment, Point, Stage, parse_point_key, point_key
 from .states import AttemptState, ExperimentState, Origin, PointState
 
-Mapping = list[list[int]]      # per parameter: old index -> new index
+IndexMap = list[list[int]]      # per parameter: old index -> new index
 
 
 class ExtensionRefused(Exception):
     """The definition changed in a way that is not a pure extension, or not now."""
 
 
-def plan(old: dict[str, Any], new: dict[str, Any]) -> Mapping | None:
+def plan(old: dict[str, Any], new: dict[str, Any]) -> IndexMap | None:
     """The index mapping if ``new`` only adds candidate values to ``old``; None otherwise."""
     others = set(old) | set(new)
     others -= {"parameters"}
@@ -113,7 +114,7 @@ def refusal(old: dict[str, Any], new: dict[str, Any], config: Config) -> str:
             f"`start --fresh` (the old state is archived)")
 
 
-def apply(s: Session, exp: Experiment, mapping: Mapping, config: Config, fingerprint: str, *,
+def apply(s: Session, exp: Experiment, mapping: IndexMap, config: Config, fingerprint: str, *,
           at: datetime) -> str:
     """Continue ``exp`` on the extended grid (see the module docstring); the event message."""
     master = queries.master_info(s, exp)
@@ -165,15 +166,18 @@ def _moved(run_dir: str, trials: Path, archive: Path) -> str:
     return run_dir
 
 
-def _rekey(s: Session, exp: Experiment, mapping: Mapping) -> None:
-    def new_index(index: Any) -> list[int] | None:
-        return None if index is None else [mapping[d][i] for d, i in enumerate(index)]
+def _rekey(s: Session, exp: Experiment, mapping: IndexMap) -> None:
+    def moved(index: Sequence[int]) -> list[int]:
+        return [mapping[d][i] for d, i in enumerate(index)]
+
+    def new_index(index: Sequence[int] | None) -> list[int] | None:
+        return None if index is None else moved(index)
     points = s.execute(select(Point).where(Point.experiment_id == exp.id)).scalars().all()
     for point in points:                    # via temporary keys: old and new keys overlap
         point.key = "~" + point.key
     s.flush()
     for point in points:
-        point.key = point_key(new_index(parse_point_key(point.key[1:])))
+        point.key = point_key(moved(parse_point_key(point.key[1:])))
         point.round = None
         if point.evaluation is not None:
             point.origin = Origin.KNOWN
