@@ -262,7 +262,7 @@ def preflight(config: Config, *, probe_scheduler: bool) -> list[str]:
     """What ``start`` checks before it creates anything: option names and values (a
     ConfigError, exit 2, all named in one line) and, with ``probe_scheduler`` (a new
     experiment: a restart leaves that to the master, which stops on SchedulerMisconfigured),
-    the scheduler's commands (SchedulerNotReady, exit 1). Returns the warnings to show."""
+    the scheduler's commands (SchedulerNotReady, exit 2, as the master's own stop). Returns the warnings to show."""
     raw = config.model.model_dump(mode="python")
     problems = option_problems(raw)
     if problems:
@@ -281,5 +281,5 @@ def preflight(config: Config, *, probe_scheduler: bool) -> list[str]:
                 if "commands_dir" in SCHEDULERS[kind].options
                 and any("not on PATH" in a for a in answers) else "")
         raise SchedulerNotReady(f"scheduler {kind} is not ready: {'; '.join(answers)}{hint}; "
-                                "nothing was started", exitcodes.ERROR)
+                                "nothing was started", exitcodes.USAGE)
     return template_warnings(config)

@@ -84,6 +84,7 @@ def status_pairs(data: dict[str, Any]) -> list[tuple[str, Any]]:
         ("evaluations", f"{data['evaluations']} measured, {data['failed_points']} failed points"),
         ("running / pending", f"{data['running']} / {data['pending']}"
          + ("" if data["live"] or not data["running"] + data["pending"] else " (last known)")),
+        *([("submissions wait", data["scheduler_note"])] if data.get("scheduler_note") else []),
         ("points", counts(data["points_by_state"])),
         ("attempts", counts(data["attempts_by_state"])),
         ("utilisation", "-" if util is None else

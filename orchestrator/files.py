@@ -1,8 +1,15 @@
-"""The master's small file helpers: owner-only directories, atomic writes, the /proc reader."""
+"""The master's small file helpers: owner-only directories, atomic writes, process start times.
+
+The /proc reader is the adapters' (``scheduler_adapters._files.proc_stat``): one parser of
+``/proc/<pid>/stat`` in the repository. The atomic write is the master's own: it writes into run
+directories a trial can reach, so it never follows a symlink there.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from scheduler_adapters._files import proc_stat
 
 
 def private_mkdir(path: Path, root: Path) -> None:
@@ -38,9 +45,5 @@ def write_atomic(path: Path, text: str, *, fsync: bool = False) -> None:
 
 def process_start_time(pid: int) -> float | None:
     """Start time of a process in clock ticks since boot (Linux), to detect pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return float(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
+    stat = proc_stat(pid)
+    return None if stat is None else float(stat.start)

@@ -14,7 +14,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import update
+from sqlalchemy import Update, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -72,12 +73,11 @@ class LeaseHolder:
             if stale is None:
                 raise LeaseHeld(f"master pid {current.pid} on {current.host} is running "
                                 f"(heartbeat {current.heartbeat_at:%Y-%m-%dT%H:%M:%SZ})")
-            taken = s.execute(
-                update(Lease).where(Lease.experiment_id == self.experiment_id,
-                                    Lease.token == current.token)
+            taken = _rowcount(s, update(Lease).where(
+                Lease.experiment_id == self.experiment_id, Lease.token == current.token)
                 .values(token=new_token, host=self.host, pid=self.pid,
                         pid_started=process_start_time(self.pid), started_at=now,
-                        heartbeat_at=now, released=False, stop_requested=False)).rowcount
+                        heartbeat_at=now, released=False, stop_requested=False))
             if taken != 1:
                 raise LeaseHeld("another master took the lease at the same instant")
             self.token = new_token
@@ -94,9 +94,9 @@ class LeaseHolder:
 
     def check(self, session: Session, now: datetime | None = None) -> None:
         """Inside a write transaction: renew the heartbeat, or raise LeaseLost."""
-        renewed = session.execute(
-            update(Lease).where(Lease.experiment_id == self.experiment_id, Lease.token == self.token)
-            .values(heartbeat_at=now or utcnow())).rowcount
+        renewed = _rowcount(session, update(Lease).where(
+            Lease.experiment_id == self.experiment_id, Lease.token == self.token)
+            .values(heartbeat_at=now or utcnow()))
         if renewed != 1:
             raise LeaseLost("another master took over this experiment")
 
@@ -114,6 +114,13 @@ def request_stop(sessions: sessionmaker[Session], experiment_id: int) -> Lease |
             return None
         lease.stop_requested = True
         return lease
+
+
+def _rowcount(session: Session, statement: Update) -> int:
+    """Rows a compare-and-swap UPDATE changed: 1 if the token still matched, else 0."""
+    result = session.execute(statement)
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def heartbeat_age(lease: Lease) -> float:

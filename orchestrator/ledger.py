@@ -79,6 +79,13 @@ def set_experiment_state(s: Session, experiment_id: int, state: ExperimentState,
     return exp
 
 
+def set_scheduler_note(s: Session, experiment_id: int, note: str | None) -> None:
+    """The scheduler's words while it refuses or cannot take submissions (None: it takes them)."""
+    exp = s.get(Experiment, experiment_id)
+    assert exp is not None
+    exp.scheduler_note = note
+
+
 # ---- points --------------------------------------------------------------------------------------
 def record_points(s: Session, experiment_id: int, batch: Sequence[Index], *,
                   round_number: int | None, params_of: Callable[[Index], dict[str, Any]],

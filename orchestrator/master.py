@@ -36,7 +36,7 @@ from .faults import crash_point
 from .lease import LeaseHeld, LeaseHolder, LeaseLost
 from .models import Experiment, Lease
 from .progress import Progress
-from .reconcile import Reconciler
+from .reconcile import CancelFailed, Reconciler
 from .schedulers import build_scheduler
 from .search_driver import SearchDriver
 from .setup_job import Failed, SetupJob, SetupOutputs
@@ -113,13 +113,6 @@ class Master:
                 log.warning("lease lost: another master took over; exiting without writing")
                 self.progress.message("another master took over this experiment; exiting")
                 return exitcodes.LEASE_LOST
-        except SchedulerMisconfigured as exc:
-            # Every job would fail alike (a command missing, a bad commands_dir): stop at once,
-            # in one line, charging no trial with it.
-            log.error("stopping: scheduler misconfigured: %s", exc)
-            raise MasterError(f"scheduler {self.config.model.scheduler.kind} is not usable: "
-                              f"{exc}; fix [scheduler] and `start` again (nothing was lost)"
-                              ) from None
         except (OperationalError, OSError) as exc:
             # A full disk, a vanished mount, a lost database server. Every state change is one
             # transaction, so what was stored stays stored; `start` resumes once it is fixed.
@@ -142,33 +135,47 @@ class Master:
                 ctx.event(s, "master-start", f"master pid {os.getpid()} started",
                           {"takeover": took_over})
             crew = self._assemble(ctx)   # builds the scheduler: a bad option fails before work
-            crew.reconciler.poll()       # reconcile every unfinished attempt before submitting
-            if crew.outputs.ready():
-                crew.search.rebuild()
-            while True:
-                self.cycles += 1
-                crash_point("cycle")
-                if self._check_stop(crew):
-                    break
-                crew.reconciler.poll()
-                if (reason := crew.fail_fast.verdict()) is not None:
-                    return self._fail_fast(crew, reason)
-                if crew.setup is not None and not crew.outputs.ready():
-                    if isinstance(failed := crew.setup.advance(), Failed):
-                        self._release(ctx)
-                        self.progress.message(f"experiment failed: {failed.message}")
-                        return exitcodes.ERROR
-                else:
-                    crew.search.advance()
-                    if crew.search.finished():
-                        return self._finish(crew)
-                crew.submitter.fill(crew.search.speculate if crew.outputs.ready() else None)
-                self.progress.update(crew.search.progress())
-                ctx.sleep(crew.reconciler.poll_interval())
-        self._release(ctx)
-        self.progress.message(f"master stopped ({self.stopping}); jobs keep running; "
-                              f"`start` resumes the experiment")
-        return exitcodes.OK
+            try:
+                return self._cycles(crew)
+            except SchedulerMisconfigured as exc:
+                # Every job would fail the same way: stop at once, charge no trial for it.
+                message = f"the scheduler cannot run jobs as configured: {exc}"
+                with ctx.tx() as s:
+                    ctx.event(s, "scheduler-misconfigured", message)
+                self._release(ctx)
+                raise MasterError(f"{message}; fix [scheduler] in {self.config.path} and "
+                                  "`start` again (nothing was recorded as a failure)",
+                                  exitcodes.USAGE) from None
+
+    def _cycles(self, crew: Crew) -> int:
+        """Reconcile, then cycle until the search finishes, fails fast, the setup job fails or
+        a stop."""
+        ctx = crew.ctx
+        crew.reconciler.poll()           # reconcile every unfinished attempt before submitting
+        if crew.outputs.ready():
+            crew.search.rebuild()
+        while True:
+            self.cycles += 1
+            crash_point("cycle")
+            if (stop := self._check_stop(crew)) is not None:
+                self._release(ctx)
+                self.progress.message(stop.message)
+                return stop.code
+            crew.reconciler.poll()
+            if (reason := crew.fail_fast.verdict()) is not None:
+                return self._fail_fast(crew, reason)
+            if crew.setup is not None and not crew.outputs.ready():
+                if isinstance(failed := crew.setup.advance(), Failed):
+                    self._release(ctx)
+                    self.progress.message(f"experiment failed: {failed.message}")
+                    return exitcodes.ERROR
+            else:
+                crew.search.advance()
+                if crew.search.finished():
+                    return self._finish(crew)
+            crew.submitter.fill(crew.search.speculate if crew.outputs.ready() else None)
+            self.progress.update(crew.search.progress())
+            ctx.sleep(crew.reconciler.poll_interval())
 
     def _assemble(self, ctx: Context) -> Crew:
         if self._scheduler is None:
@@ -321,7 +328,8 @@ class Master:
         return datetime.fromtimestamp(self.clock(), timezone.utc)
 
     # ---- stop and end ----------------------------------------------------------------------------
-    def _check_stop(self, crew: Crew) -> bool:
+    def _check_stop(self, crew: Crew) -> Stop | None:
+        """Why the loop ends now (a signal, ``stop``, ``cancel``), or None to go on."""
         ctx = crew.ctx
         with ctx.tx() as s:
             lease = s.get(Lease, ctx.experiment_id)
@@ -331,9 +339,16 @@ class Master:
                 self.stopping = "stop requested"
             if exp.state == ExperimentState.CANCELLED:
                 self.stopping = "experiment cancelled"
+        if self.stopping is None:
+            return None
         if self.stopping == "experiment cancelled":
-            crew.reconciler.cancel_all("experiment cancelled")
-        return self.stopping is not None
+            cancel = crew.reconciler.cancel_all("experiment cancelled")
+            if isinstance(cancel, CancelFailed):
+                return Stop(f"experiment cancelled, but its jobs could not be cancelled at the "
+                            f"scheduler ({cancel.reason}); they may still run: run "
+                            f"`orchestrator cancel {self.config.path}` again", exitcodes.ERROR)
+        return Stop(f"master stopped ({self.stopping}); jobs keep running; "
+                    "`start` resumes the experiment", exitcodes.OK)
 
     def _fail_fast(self, crew: Crew, reason: str) -> int:
         """Stop the experiment: its trials fail alike and none succeeded (see ``fail_fast``)."""
@@ -352,7 +367,10 @@ class Master:
     def _finish(self, crew: Crew) -> int:
         """Record the end of the search; non-zero when nothing was measured."""
         ctx = crew.ctx
-        crew.reconciler.cancel_all("search finished; speculative job no longer needed")
+        cancel = crew.reconciler.cancel_all("search finished; speculative job no longer needed")
+        if isinstance(cancel, CancelFailed):
+            self.progress.message(f"speculative jobs the search no longer needs could not be "
+                                  f"cancelled ({cancel.reason}); they may still run")
         with ctx.read() as s:
             summary = self._summary(s, ctx.experiment_id)
         with ctx.tx() as s:
@@ -379,6 +397,14 @@ class Master:
         exp = s.get(Experiment, experiment_id)
         assert exp is not None
         return queries.summary(s, exp, self._now())
+
+
+@dataclass(frozen=True)
+class Stop:
+    """The loop ends: what to tell the user, and the exit code."""
+
+    message: str
+    code: int
 
 
 @dataclass(frozen=True)

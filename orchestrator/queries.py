@@ -120,6 +120,14 @@ def ranking(exp: Experiment, rows: list[tuple[Point, Evaluation]]) -> list[dict[
              "found_at": iso(ev.recorded_at), "evaluation": n} for n, p, ev in numbered]
 
 
+def progress(s: Session, exp: Experiment) -> dict[str, Any] | None:
+    """The master's progress snapshot (``search_driver.Snapshot`` as JSON), None before the
+    search began; with the scheduler's words while submissions wait."""
+    if exp.progress is None:
+        return None
+    return {**exp.progress, "scheduler_note": exp.scheduler_note}
+
+
 def summary(s: Session, exp: Experiment, at: datetime) -> dict[str, Any]:
     """The result so far, as the master's ``finished ...`` line and its final event give it."""
     rows = evaluations(s, exp)

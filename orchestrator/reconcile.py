@@ -9,6 +9,7 @@ changed stretch the poll interval (up to ``max_poll_interval``).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from scheduler_adapters.base import JobState, JobStatus, Scheduler, SchedulerUnavailable
@@ -25,6 +26,20 @@ log = logging.getLogger("orchestrator.master")
 VANISH_POLLS = 3            # consecutive "unknown" answers before a job counts as vanished
 
 Change = Outcome | JobStatus  # a final outcome, or a new live state to record
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """The jobs in flight were cancelled at the scheduler and recorded so."""
+
+    count: int
+
+
+@dataclass(frozen=True)
+class CancelFailed:
+    """The scheduler did not cancel them (its words); they may still run, nothing was recorded."""
+
+    reason: str
 
 
 class Reconciler:
@@ -120,7 +135,7 @@ class Reconciler:
                 else:
                     ledger.mark_live(s, row, change, at=self.ctx.now())
 
-    def cancel_all(self, reason: str) -> None:
+    def cancel_all(self, reason: str) -> Cancelled | CancelFailed:
         """Cancel every job in flight (``orchestrator cancel``, or leftover speculation)."""
         with self.ctx.read() as s:
             active = Attempt.active(s, self.ctx.experiment_id)
@@ -130,11 +145,14 @@ class Reconciler:
                 self.scheduler.cancel(job_ids)
             except SchedulerUnavailable as exc:
                 log.warning("cancel failed (%s); the jobs may still run", exc)
-                return
+                with self.ctx.tx() as s:
+                    self.ctx.event(s, "cancel-failed", f"{len(job_ids)} jobs: {exc}")
+                return CancelFailed(str(exc))
         with self.ctx.tx() as s:
             cancelled = ledger.cancel_active(s, self.ctx.experiment_id, reason, at=self.ctx.now())
             if cancelled:
                 self.ctx.event(s, "cancelled-jobs", f"cancelled {len(cancelled)} jobs: {reason}")
+        return Cancelled(len(cancelled))
 
 
 def _result_exists(attempt: Attempt) -> bool:

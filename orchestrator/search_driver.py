@@ -77,6 +77,9 @@ class SearchDriver:
         self._speculated = 0
         self.refill = ctx.config.model.search.mode == "refill"
         self._journaled = 0                  # journal steps written (refill mode)
+        # Refill: the last ask returned nothing with nothing outstanding; asking again before
+        # anything is told would only journal the same empty answer every cycle.
+        self._stalled = False
 
     @property
     def replayed(self) -> Replay:
@@ -168,7 +171,7 @@ class SearchDriver:
             state.current = [p for p in state.current if p not in told]
             self._record_told(group)
             self._ask_refill()
-        elif not state.current:
+        elif not state.current and not self._stalled:
             self._ask_refill()
 
     def _ask_refill(self) -> None:
@@ -180,6 +183,7 @@ class SearchDriver:
         if batch:
             state.rounds += 1
             state.current += batch
+        self._stalled = not batch and not state.current
         with self.ctx.tx() as s:
             self._journal(s, JournalKind.ASK, batch, free)
             ledger.record_points(s, self.ctx.experiment_id, batch, round_number=state.rounds,

@@ -3,6 +3,15 @@
 Intent before action: an attempt is committed with its unique job name before the submit command
 runs, and its job id is committed right after, so a master killed in between finds the job again
 by name (``reconcile``) instead of submitting it twice.
+
+What the scheduler says decides what happens next (the adapter error contract, see
+scheduler_adapters/base.py): a permanent refusal of this job fails the attempt; a policy refusal
+(``SubmitLimitReached``) or a scheduler that does not answer (``SchedulerUnavailable``) is no
+failure of the trial: submissions wait, backing off on the master's clock, and the scheduler's
+words are stored for ``status``. A submit that failed may still have got in, so it is submitted
+again only after a lookup by name answered "not there"; a lookup that fails leaves the intent
+to the next cycle's reconciliation. ``SchedulerMisconfigured`` (every job would fail) goes up to
+the master, which stops.
 """
 from __future__ import annotations
 
@@ -18,6 +27,7 @@ from scheduler_adapters.base import (
     JobRejected,
     JobSpec,
     Scheduler,
+    SchedulerMisconfigured,
     SchedulerUnavailable,
     SubmitLimitReached,
 )
@@ -26,7 +36,7 @@ from . import ledger
 from .context import Context, MasterError
 from .faults import crash_point
 from .ledger import Budget, Intent
-from .models import Attempt, Point
+from .models import Attempt, Experiment, Point
 from .outcomes import Outcome
 from .states import AttemptKind, AttemptState, FailureKind, PointState
 from .trials import build_spec, job_name, run_dir_for
@@ -34,6 +44,7 @@ from .trials import build_spec, job_name, run_dir_for
 log = logging.getLogger("orchestrator.master")
 
 SUBMIT_TRIES = 3            # transient submit failures retried within one cycle
+MAX_BACKOFF_S = 600.0       # the longest wait between submissions the scheduler refuses
 
 Wanted = tuple[int | None, str, int]   # point id (None: the setup job), tag, attempt number
 
@@ -70,6 +81,10 @@ class Submitter:
         trial = ctx.config.model.trial
         self.budget = Budget(trial.retries, trial.infra_retries)
         self._blocked_until = 0.0
+        self._waits = 0                      # consecutive waits: the back-off grows with them
+        with ctx.read() as s:                # the words an earlier master may have left
+            exp = s.get(Experiment, ctx.experiment_id)
+            self._note = exp.scheduler_note if exp is not None else None
 
     def fill(self, prefetch: Callable[[int], None] | None) -> None:
         """Submit again what is known not to have got in, then pending points up to the cap.
@@ -143,31 +158,57 @@ class Submitter:
             try:
                 job_id = self.scheduler.submit(spec)
                 crash_point("after-submit")
+            except SchedulerMisconfigured:
+                raise                                  # every job would fail: the master stops
             except SubmitLimitReached as exc:
-                log.info("submit limit reached, waiting: %s", exc)
-                self._block()
+                # Refused by policy (limits, reservation): it did not get in; not the trial's fault.
                 self.absent.add(attempt_id)
-                return Wait(str(exc))
+                return self._wait(f"the scheduler refuses new jobs: {exc}")
             except (JobRejected, ValueError) as exc:   # ValueError: a value the adapter refuses
                 return Rejected(f"scheduler rejected the job: {exc}")
             except SchedulerUnavailable as exc:
                 log.warning("submit of %s failed (%s); checking whether it got in", spec.name, exc)
                 try:
                     found = self.scheduler.find_by_name([spec.name]).get(spec.name)
-                except SchedulerUnavailable:
-                    found = None
+                except SchedulerUnavailable as lookup:
+                    # Whether it got in is unknown: never submit it again until a lookup answers.
+                    log.warning("lookup of %s failed too (%s); asking again later", spec.name,
+                                lookup)
+                    self.absent.discard(attempt_id)
+                    return self._wait(f"the scheduler does not answer: {exc}")
                 if found is None:
                     if tries + 1 < SUBMIT_TRIES:
                         self.ctx.sleep(min(0.2 * 2 ** tries, 2.0))
-                    continue
+                        continue
+                    # The intent stays recorded; the next cycle looks it up by name again.
+                    self.absent.discard(attempt_id)
+                    return self._wait(f"the scheduler does not answer: {exc}")
                 job_id = found
             self.absent.discard(attempt_id)
+            self._resumed()
             return Submitted(job_id)
-        # The intent stays recorded: the next cycle looks the job up by name before resubmitting,
-        # in case one of the failed submits got in after all.
-        self._block()
-        self.absent.discard(attempt_id)
-        return Wait("the scheduler did not answer")
+        raise AssertionError("unreachable")
+
+    def _wait(self, reason: str) -> Wait:
+        """Stop submitting for a while (longer after each refusal in a row); keep the words."""
+        poll = self.ctx.config.model.scheduler.poll_interval
+        self._blocked_until = self.ctx.clock() + min(MAX_BACKOFF_S, 2 * poll * 2 ** self._waits)
+        self._waits += 1
+        log.info("submissions wait: %s", reason)
+        if reason != self._note:
+            with self.ctx.tx() as s:
+                ledger.set_scheduler_note(s, self.ctx.experiment_id, reason)
+                self.ctx.event(s, "submit-waiting", reason)
+            self._note = reason
+        return Wait(reason)
+
+    def _resumed(self) -> None:
+        self._waits = 0
+        if self._note is not None:
+            with self.ctx.tx() as s:
+                ledger.set_scheduler_note(s, self.ctx.experiment_id, None)
+                self.ctx.event(s, "submit-resumed", "the scheduler takes jobs again")
+            self._note = None
 
     def _spec_for(self, attempt: Attempt, outputs: dict[str, Any] | None) -> JobSpec:
         setup_dir = Path(outputs["_run_dir"]) if outputs else None
@@ -185,9 +226,6 @@ class Submitter:
         except OSError as exc:
             raise MasterError(f"cannot prepare run directory {attempt.run_dir}: "
                               f"{exc.strerror or exc}") from None
-
-    def _block(self) -> None:
-        self._blocked_until = self.ctx.clock() + self.ctx.config.model.scheduler.poll_interval * 2
 
     def _reject(self, attempt_id: int, reason: str) -> None:
         with self.ctx.tx() as s:

@@ -48,7 +48,7 @@ def test_a_missing_scheduler_command_stops_start_with_one_line(write_config, cli
     path = write_config(scheduler_extra='options = { rscgrp = "cx-share" }')
     path.write_text(path.read_text().replace('kind = "local"', 'kind = "pjm"'))
     proc = cli("start", str(path), timeout=30)
-    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "scheduler pjm is not ready: pjsub is not on PATH" in proc.stderr
     assert "commands_dir" in proc.stderr
     assert not (tmp_path / "work").exists()
@@ -143,8 +143,8 @@ def test_a_scheduler_broken_after_the_start_stops_the_master_in_one_line(
         proc = cli("start", str(path), env=env)
     finally:
         emulator.shutdown()
-    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "scheduler pjm is not usable: commands_dir" in proc.stderr
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "the scheduler cannot run jobs as configured: commands_dir" in proc.stderr
     assert "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
     history = json.loads(cli("history", str(path), "--json").stdout)
     assert all(r["state"] != "failed" for r in history)        # no trial charged with it

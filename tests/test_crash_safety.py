@@ -210,7 +210,8 @@ def test_expired_heartbeat_is_taken_over_and_old_owner_exits(write_config, tmp_p
     path = write_config(parameters='x = { values = [0, 1, 2, 3] }', cap=1,
                         command="{python} -m jobs.examples.synthetic --sleep 0.5",
                         extra="")
-    text = path.read_text().replace('work_dir = "work"', 'work_dir = "work"\nlease_timeout = 2')
+    # 6 s: well beyond a start-up of the second master on a loaded machine (2-3 s at load 13).
+    text = path.read_text().replace('work_dir = "work"', 'work_dir = "work"\nlease_timeout = 6')
     path.write_text(text)
     # The master freezes itself between two transactions, as on a hung node. (Frozen inside
     # one, it would hold SQLite's lock: only the node's death, which frees it, unblocks others.)
@@ -224,7 +225,7 @@ def test_expired_heartbeat_is_taken_over_and_old_owner_exits(write_config, tmp_p
         con = sqlite3.connect(db)
         # A live pid on this host: only the heartbeat's age lets a new master in.
         assert start_master(path).wait(30) == 3
-        time.sleep(2.5)
+        time.sleep(6.5)
         new = start_master(path)
         deadline = time.time() + 30
         while _count(db, f"select count(*) from lease where pid = {new.pid}") == 0:

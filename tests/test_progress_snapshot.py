@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from orchestrator import queries
 from tests.conftest import ROOT
 
 # Equal values everywhere; the point asked for first finishes last, so recording order and
@@ -49,3 +49,5 @@ def test_dsice_status_shows_the_stored_stage_level_and_base(write_config, cli, t
     assert status["base_params"] == {"x": 3, "y": 1} == status["best"]["params"]
     assert progress["evaluations"] == status["evaluations"] + status["failed_points"]
     assert status["estimate"]["basis"] == "finished"
+    # What the dashboard reads: the same snapshot, with the scheduler's words (none here).
+    assert queries.query(str(path), queries.progress) == {**progress, "scheduler_note": None}

@@ -1,0 +1,153 @@
+"""The master's side of the adapter error contract, on the PJM emulator's fault knobs: a failed
+lookup is never "not there", refusals and outages are no trial failures and `status` shows the
+scheduler's words, a misconfigured scheduler stops `start` at once, a failed cancel is reported."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from scheduler_adapters.emulators import BIN_DIR
+from scheduler_adapters.emulators.pjm import PJMEmulator
+from scheduler_adapters.pjm import PJDEL_TRIES
+from tests.conftest import ROOT, run_cli
+
+
+@pytest.fixture
+def pjm(tmp_path: Path):
+    emulator = PJMEmulator(tmp_path / "pjm-state")
+    emulator.configure(user="user1")
+    yield emulator
+    emulator.shutdown()
+
+
+@pytest.fixture
+def env(pjm: PJMEmulator) -> dict[str, str]:
+    return {"PJM_EMULATOR_DIR": str(pjm.root), "PJM_EMULATOR_PYTHON": sys.executable}
+
+
+def pjm_config(write_config, tmp_path: Path, *, rscgrp: str = "cx-share", sleep: float = 0.1,
+               points: int = 4) -> Path:
+    values = ", ".join(str(i) for i in range(points))
+    path = write_config(parameters=f"x = {{ values = [{values}] }}", cap=2, poll=0.1,
+                        command=f"{{python}} -m jobs.examples.synthetic --sleep {sleep} "
+                                f"--record {tmp_path / 'runs.txt'}",
+                        scheduler_extra=f'options = {{ rscgrp = "{rscgrp}", gpus = 1, '
+                                        f'commands_dir = "{BIN_DIR}" }}')
+    path.write_text(path.read_text().replace('kind = "local"', 'kind = "pjm"'))
+    return path
+
+
+def runs(tmp_path: Path) -> Counter[str]:
+    record = tmp_path / "runs.txt"
+    lines = record.read_text().splitlines() if record.exists() else []
+    return Counter(line.split(" ", 3)[3] for line in lines)
+
+
+def db_rows(tmp_path: Path, sql: str) -> list[tuple]:
+    return sqlite3.connect(tmp_path / "work" / "state.db").execute(sql).fetchall()
+
+
+def start(path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", "start", str(path)], cwd=ROOT,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, **env})
+
+
+def test_a_submit_that_got_in_while_lookups_fail_runs_once(write_config, tmp_path, pjm, env):
+    # pjsub queues the job but reports an error, and the lookups by name that follow fail too:
+    # the master must wait for a lookup that answers, never submit the same name again.
+    pjm.inject("pjsub_submit_then_fail", 2)
+    pjm.inject("pjstat_fail", 4)
+    path = pjm_config(write_config, tmp_path)
+    proc = run_cli("start", str(path), env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert not any(pjm.faults_left().values())               # every fault was hit
+    counted = runs(tmp_path)
+    assert len(counted) == 4 and set(counted.values()) == {1}, counted
+    names = Counter(job["name"] for job in pjm.jobs().values())
+    assert set(names.values()) == {1}, names                      # one job per name
+    assert db_rows(tmp_path, "select count(*) from attempts where state != 'succeeded'") == [(0,)]
+
+
+def test_refused_and_unreachable_submits_wait_without_charging_the_trial(
+        write_config, tmp_path, pjm, env):
+    pjm.inject("pjsub_refused", 3)
+    path = pjm_config(write_config, tmp_path, sleep=0.3)
+    master = start(path, env)
+    try:
+        seen = None
+        deadline = time.time() + 60
+        while seen is None and time.time() < deadline and master.poll() is None:
+            status = run_cli("status", str(path), "--json", env=env)
+            if status.returncode == 0:
+                seen = json.loads(status.stdout)["scheduler_note"]
+            time.sleep(0.1)
+        assert seen and "exceeds" in seen, seen                 # the scheduler's own words
+        pjm.outage(2.0, commands=("pjsub",))                    # then the job manager is away
+        assert master.wait(120) == 0, master.stderr.read() if master.stderr else ""
+    finally:
+        if master.poll() is None:
+            master.kill()
+    final = json.loads(run_cli("status", str(path), "--json", env=env).stdout)
+    assert final["state"] == "finished" and final["scheduler_note"] is None
+    assert final["evaluations"] == 4 and final["failed_points"] == 0
+    # No budget was spent: every attempt that exists succeeded, none failed or was retried.
+    assert db_rows(tmp_path, "select state, count(*) from attempts group by state") == [
+        ("succeeded", 4)]
+    assert db_rows(tmp_path, "select sum(program_failures + infra_failures) from points") == [
+        (0,)]
+    kinds = [k for (k,) in db_rows(tmp_path, "select kind from events order by id")]
+    assert "submit-waiting" in kinds and "submit-resumed" in kinds
+    assert set(runs(tmp_path).values()) == {1}
+
+
+def test_a_misconfigured_scheduler_stops_start_at_once(write_config, tmp_path, pjm, env):
+    path = pjm_config(write_config, tmp_path, rscgrp="cx-shar")      # a resource group typo
+    began = time.monotonic()
+    proc = run_cli("start", str(path), env=env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cx-shar" in lines[0] and "scheduler" in lines[0], lines
+    assert time.monotonic() - began < 30
+    # Nothing was charged to a trial: the intent waits, unfailed, for a fixed config.
+    assert db_rows(tmp_path, "select count(*) from attempts where failure_kind is not null") == [
+        (0,)]
+    assert db_rows(tmp_path, "select sum(program_failures + infra_failures) from points") == [
+        (0,)]
+    fixed = path.read_text().replace('"cx-shar"', '"cx-share"')
+    path.write_text(fixed)
+    again = run_cli("start", str(path), env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert set(runs(tmp_path).values()) == {1} and len(runs(tmp_path)) == 4
+
+
+def test_a_cancel_the_scheduler_refuses_is_reported(write_config, tmp_path, pjm, env):
+    path = pjm_config(write_config, tmp_path, sleep=60, points=2)
+    master = start(path, env)
+    try:
+        deadline = time.time() + 60
+        while len([j for j in pjm.jobs().values() if j["st"] == "RUN"]) < 2:
+            assert time.time() < deadline and master.poll() is None
+            time.sleep(0.1)
+        pjm.inject("pjdel_fail", PJDEL_TRIES)             # every try of one cancel fails
+        cancel = run_cli("cancel", str(path), env=env)
+        assert cancel.returncode == 0, cancel.stderr
+        assert master.wait(60) == 1
+        err = master.stderr.read() if master.stderr else ""
+        assert "could not be cancelled" in err and "run `orchestrator cancel" in err, err
+    finally:
+        if master.poll() is None:
+            master.kill()
+    # The jobs still run and are still recorded as in flight; cancel again, with no master.
+    assert db_rows(tmp_path, "select count(*) from attempts where state = 'cancelled'") == [(0,)]
+    again = run_cli("cancel", str(path), env=env)
+    assert again.returncode == 0 and "cancelled 2 jobs" in again.stdout, again.stdout
+    assert db_rows(tmp_path, "select count(*) from attempts where state = 'cancelled'") == [(2,)]
