@@ -10,6 +10,7 @@ $(PY):
 	@$(PYTHON) -m venv $(VENV) || { echo "cannot create $(VENV): on Debian, apt-get install python3-venv" >&2; exit 1; }
 	@$(PY) -m pip install --quiet --upgrade pip
 
+# --quiet, and setup.cfg's package discovery, keep the install silent unless it fails.
 install: $(PY)
 	@$(PY) -m pip install --quiet -e .
 
@@ -17,10 +18,11 @@ install: $(PY)
 install-test: $(PY)
 	@$(PY) -m pip install --quiet -e '.[test,sr]'
 
-# Tune the synthetic demo on the local scheduler, from scratch, and show the best point.
+# Tune the synthetic demo with DSICE on the local scheduler, from scratch (jobs of 1-2 s), then
+# show the best point, the share of the grid it took and the commands to try next.
 demo: install clean-demo
-	$(PY) -m orchestrator start configs/demo.toml
-	$(PY) -m orchestrator status configs/demo.toml
+	$(VENV)/bin/orchestrator start configs/demo.toml
+	@$(PY) -m orchestrator.demo_summary configs/demo.toml --venv $(VENV)
 
 clean-demo:
 	@rm -rf runs/demo

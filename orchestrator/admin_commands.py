@@ -16,21 +16,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler_adapters.base import SchedulerError
 
-from . import exitcodes, ledger, queries
+from . import exitcodes, ledger, queries, recover
 from .config import Config, load_config
 from .errors import MasterRunning, NoExperiment, OrchestratorError, UsageError
 from .lease import request_stop
-from .models import Attempt, Experiment, Point, point_key, utcnow
+from .models import Attempt, Experiment, point_key, utcnow
 from .output import add_target
 from .render import point as point_text
-from .states import ExperimentState, PointState
 from .schedulers import build_scheduler
-from .store import find_experiment, make_engine, retry_locked, session_factory, sqlite_path
+from .states import ExperimentState
+from .store import (
+    find_experiment,
+    make_engine,
+    retry_locked,
+    session_factory,
+    sqlite_path,
+)
 
 WAIT_POLL_S = 0.2
 
@@ -188,8 +193,10 @@ def _cancel_jobs(sessions: sessionmaker[Session], config: Config) -> int:
 
 def retry_args(p: argparse.ArgumentParser) -> None:
     add_target(p, database_ok=False)
-    p.add_argument("point", metavar="POINT",
+    p.add_argument("points", metavar="POINT", nargs="*",
                    help="parameter values 'x=1,y=0.5' (every parameter) or a grid index '3,5,5'")
+    p.add_argument("--all-failed", action="store_true",
+                   help="every failed point (and those a fail-fast stop left unmeasured)")
 
 
 def _matches(text: str, value: Any) -> bool:
@@ -239,40 +246,26 @@ def point_key_of(spec: str, definition: dict[str, Any]) -> str:
 
 
 def retry(args: argparse.Namespace) -> int:
+    if bool(args.points) == bool(args.all_failed):
+        raise UsageError("give the POINTs to retry, or --all-failed")
     config = load_config(args.target)
     with _sessions(config) as sessions:
-        params, resumed = retry_locked(lambda: _reset_point(sessions, config, args.point))
+        points, resumed = retry_locked(lambda: _reopen(sessions, config, args.points or None))
     again = " the experiment is running again;" if resumed else ""
-    print(f"point {point_text(params)} has a new budget;{again} "
-          f"`orchestrator start {args.target}` measures it")
+    what = (f"point {point_text(points[0])} has" if len(points) == 1
+            else f"{len(points)} points have")
+    print(f"{what} a new budget;{again} `orchestrator start {args.target}` measures "
+          f"{'it' if len(points) == 1 else 'them'}, and the search remakes its decisions")
     return exitcodes.OK
 
 
-def _reset_point(sessions: sessionmaker[Session], config: Config, spec: str
-                 ) -> tuple[dict[str, Any], bool]:
+def _reopen(sessions: sessionmaker[Session], config: Config, specs: list[str] | None
+            ) -> tuple[list[dict[str, Any]], bool]:
     with sessions.begin() as s:
         exp = _experiment(s, config)
         master = queries.master_info(s, exp)
         if master is not None and master["alive"]:
             raise MasterRunning(f"master pid {master['pid']} on {master['host']} is running: stop "
                                 f"the master first (`orchestrator stop CONFIG --wait`)")
-        if exp.state in ExperimentState.FINAL:
-            raise UsageError(f"experiment {exp.name} is {exp.state}; a retry cannot revive it")
-        key = point_key_of(spec, exp.definition)
-        point = s.execute(select(Point).where(Point.experiment_id == exp.id,
-                                              Point.key == key)).scalars().first()
-        if point is None:
-            raise UsageError(f"point {spec!r} was never asked for by the search; nothing to retry")
-        evaluation = point.evaluation
-        if (point.state != PointState.FAILED or evaluation is None
-                or evaluation.value is not None):
-            raise UsageError(f"point {point_text(point.params)} is {point.state}, not failed; "
-                             "only a failed point can be retried")
-        ledger.reset_point(s, point)
-        resumed = exp.state == ExperimentState.FINISHED
-        if resumed:
-            ledger.set_experiment_state(s, exp.id, ExperimentState.RUNNING, at=utcnow())
-        _event(s, exp, "retry",
-               f"point {point_text(point.params)} given a new budget from {_who()}",
-               {"point": key, "budget_resets": point.budget_resets})
-        return point.params, resumed
+        keys = None if specs is None else [point_key_of(spec, exp.definition) for spec in specs]
+        return recover.reopen(s, exp, keys, who=_who())

@@ -13,7 +13,17 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import admin_commands, commands, completion, exitcodes, master_commands, simulate, starter
+from . import (
+    admin_commands,
+    check_commands,
+    commands,
+    completion,
+    exitcodes,
+    logs,
+    master_commands,
+    simulate,
+    starter,
+)
 from .dashboard import command as dashboard_command
 from .config import ConfigError
 from .errors import OrchestratorError
@@ -34,10 +44,16 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("start", "start or resume an experiment",
             master_commands.start_args, master_commands.start),
+    Command("check", "validate a config, its options and the scheduler before anything exists; "
+            "show the first job script (--run-one: run that trial once)",
+            check_commands.check_args, check_commands.check),
     Command("status", "state, progress and best point of an experiment",
             commands.status_args, commands.status),
     Command("queue", "jobs in flight at the scheduler", commands.read_args, commands.queue),
-    Command("history", "every evaluation in order", commands.read_args, commands.history),
+    Command("history", "every evaluation in order (--failed, --run-dir)",
+            commands.history_args, commands.history),
+    Command("logs", "a trial's stdout, stderr and run directory (--attempt N, --follow)",
+            logs.logs_args, logs.logs),
     Command("stages", "the search's stages: base, level, points, best, duration",
             commands.read_args, commands.stages),
     Command("best", "the best point found so far, with its measurement",

@@ -163,10 +163,21 @@ def queue(args: argparse.Namespace) -> int:
     return exitcodes.OK
 
 
+def history_args(p: argparse.ArgumentParser) -> None:
+    read_args(p)
+    p.add_argument("--failed", action="store_true", help="only the points that failed")
+    p.add_argument("--run-dir", action="store_true",
+                   help="a column with each point's (latest) run directory")
+
+
 def history(args: argparse.Namespace) -> int:
     rows = queries.query(args.target, queries.history)
-    show_rows(args, rows, ["n", "value", "state", "attempts", "params", "failures"],
-              empty="no evaluations yet")
+    if args.failed:
+        rows = [r for r in rows if r["value"] is None]
+    columns = ["n", "value", "state", "attempts", "params",
+               "run_dir" if args.run_dir else "failures"]
+    show_rows(args, rows, columns,
+              empty="no failed point" if args.failed else "no evaluations yet")
     return exitcodes.OK
 
 

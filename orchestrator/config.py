@@ -14,8 +14,14 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .notify import NotifySection
 
@@ -100,6 +106,8 @@ class ExperimentSection(Strict):
     database: str | None = None     # SQLAlchemy URL; default: SQLite file in the work directory
     sqlite_journal: Literal["delete", "wal"] = "delete"   # wal only on a local disk
     lease_timeout: float = Field(default=300.0, gt=0)     # seconds without heartbeat = master dead
+    # Stop when this many distinct points failed the same way before any trial succeeded (0: off).
+    fail_fast: int = Field(default=3, ge=0)
     seed: int = 0
 
 
@@ -325,7 +333,16 @@ def _duplicate_parameter_names(path: Path) -> list[str]:
 
 
 def _describe(exc: ValidationError) -> str:
-    err = exc.errors()[0]
+    errors = describe_errors(exc)
+    return errors[0] + ("" if len(errors) == 1 else f" (and {len(errors) - 1} more errors)")
+
+
+def describe_errors(exc: ValidationError) -> list[str]:
+    """Every validation error, one line each naming the field (``check`` lists them all)."""
+    return [_describe_one(err) for err in exc.errors()]
+
+
+def _describe_one(err: Any) -> str:
     where = ".".join(str(p) for p in err["loc"]) or "(top level)"
     if err["type"] == "extra_forbidden":
         parent = err["loc"][:-1]
@@ -334,8 +351,7 @@ def _describe(exc: ValidationError) -> str:
         return f"unknown key {where!r}{hint}"
     if err["type"] == "missing":
         return f"missing required key {where!r}"
-    msg = err["msg"].removeprefix("Value error, ")
-    return f"{where}: {msg}" + ("" if len(exc.errors()) == 1 else f" (and {len(exc.errors()) - 1} more errors)")
+    return f"{where}: {err['msg'].removeprefix('Value error, ')}"
 
 
 def _valid_keys(loc: tuple[Any, ...]) -> list[str]:

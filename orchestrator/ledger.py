@@ -20,8 +20,14 @@ from scheduler_adapters.base import JobState, JobStatus
 from .faults import crash_point
 from .models import Attempt, Evaluation, Event, Experiment, Point, point_key
 from .outcomes import Outcome
-from .states import (AttemptKind, AttemptState, ExperimentState, FailureKind, Origin,
-                     PointState)
+from .states import (
+    AttemptKind,
+    AttemptState,
+    ExperimentState,
+    FailureKind,
+    Origin,
+    PointState,
+)
 
 log = logging.getLogger("orchestrator.ledger")
 
@@ -98,7 +104,24 @@ def record_points(s: Session, experiment_id: int, batch: Sequence[Index], *,
             new.append(index)
         elif point.round is None and round_number is not None:
             point.round = round_number     # a speculative point the search now needs
+            if point.state == PointState.CANCELLED:
+                point.state = PointState.PENDING   # left unmeasured earlier: measure it now
     return new
+
+
+def record_known(s: Session, experiment_id: int, known: Mapping[Index, float | None], *,
+                 params_of: Callable[[Index], dict[str, Any]], source: str,
+                 at: datetime) -> None:
+    """Store results measured before the search began (a warm start) as done or failed points."""
+    for index, value in sorted(known.items()):
+        point = Point(experiment_id=experiment_id, key=point_key(index), params=params_of(index),
+                      origin=Origin.KNOWN, round=None, created_at=at,
+                      state=PointState.DONE if value is not None else PointState.FAILED)
+        s.add(point)
+        s.flush()
+        s.add(Evaluation(point_id=point.id, value=value, metrics={"known_from": source},
+                         failure=None if value is not None else f"failed in {source}",
+                         attempt_id=None, recorded_at=at))
 
 
 def cancel_pending_points(s: Session, experiment_id: int) -> None:

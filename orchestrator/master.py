@@ -28,10 +28,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler_adapters.base import Scheduler, SchedulerMisconfigured
 
-from . import exitcodes, ledger, queries
+from . import exitcodes, extend, ledger, queries
 from .announce import announce, check_notifier
 from .config import Config
 from .context import Context, MasterError
+from .fail_fast import FailFast
 from .faults import crash_point
 from .lease import LeaseHeld, LeaseHolder, LeaseLost
 from .models import Experiment, Lease
@@ -44,7 +45,7 @@ from .states import ExperimentState
 from .store import create_schema, make_engine, schema_problem, session_factory
 from .submit import Submitter
 
-__all__ = ["Master", "MasterError", "describe_change"]
+__all__ = ["Master", "MasterError"]
 
 log = logging.getLogger("orchestrator.master")
 
@@ -59,14 +60,17 @@ class Crew:
     outputs: SetupOutputs
     setup: SetupJob | None
     search: SearchDriver
+    fail_fast: FailFast
 
 
 class Master:
     def __init__(self, config: Config, *, scheduler: Scheduler | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None,
+                 known: tuple[str, dict[tuple[int, ...], float | None]] | None = None) -> None:
         self.config = config
+        self.known = known                   # (source, results): a warm start of a new experiment
         self.clock = clock
         self._wake = threading.Event()
         self.sleep: Callable[[float], None] = sleep or self._wait
@@ -91,15 +95,16 @@ class Master:
             self._setup_logging()
             if state == ExperimentState.FINISHED:
                 with sessions() as s:
-                    self.progress.finish(self._summary(s, experiment_id))
-                return exitcodes.OK
+                    summary = self._summary(s, experiment_id)
+                self.progress.finish(summary)
+                return exitcodes.OK if summary["best"] is not None else exitcodes.ERROR
             if state in ExperimentState.FINAL:
                 with sessions() as s:
                     exp = s.get(Experiment, experiment_id)
                     message = exp.message if exp is not None else None
                 raise MasterError(f"experiment {self.config.name!r} is {state}"
                                   f"{': ' + message if message else ''}; "
-                                  "start a new one with another name or work_dir")
+                                  "`start --fresh` archives it and starts over")
             check_notifier(self.config)   # a notifier that cannot run: fail before any work
             lease = self._claim(sessions, experiment_id)
             ctx = Context(self.config, sessions, experiment_id, instance, lease.holder,
@@ -145,7 +150,8 @@ class Master:
                                   exitcodes.USAGE) from None
 
     def _cycles(self, crew: Crew) -> int:
-        """Reconcile, then cycle until the search finishes, the setup job fails or a stop."""
+        """Reconcile, then cycle until the search finishes, fails fast, the setup job fails or
+        a stop."""
         ctx = crew.ctx
         crew.reconciler.poll()           # reconcile every unfinished attempt before submitting
         if crew.outputs.ready():
@@ -158,6 +164,8 @@ class Master:
                 self.progress.message(stop.message)
                 return stop.code
             crew.reconciler.poll()
+            if (reason := crew.fail_fast.verdict()) is not None:
+                return self._fail_fast(crew, reason)
             if crew.setup is not None and not crew.outputs.ready():
                 if isinstance(failed := crew.setup.advance(), Failed):
                     announce(ctx, ExperimentState.FAILED, None)    # nothing measured yet
@@ -167,8 +175,7 @@ class Master:
             else:
                 crew.search.advance()
                 if crew.search.finished():
-                    self._finish(crew)
-                    return exitcodes.OK
+                    return self._finish(crew)
             crew.submitter.fill(crew.search.speculate if crew.outputs.ready() else None)
             self.progress.update(crew.search.progress())
             ctx.sleep(crew.reconciler.poll_interval())
@@ -182,7 +189,7 @@ class Master:
         submitter = Submitter(ctx, scheduler, absent, outputs.get)
         setup = SetupJob(ctx, outputs, submitter) if self.config.model.setup is not None else None
         return Crew(ctx, Reconciler(ctx, scheduler, absent), submitter, outputs, setup,
-                    SearchDriver(ctx))
+                    SearchDriver(ctx), FailFast(ctx))
 
     def _open_engine(self) -> Engine:
         cfg = self.config
@@ -237,18 +244,46 @@ class Master:
                 s.add(exp)
                 s.flush()
                 ledger.add_event(s, exp.id, "created", f"experiment {cfg.name} created", at=now)
+                if self.known is not None:
+                    self._record_known(s, exp.id, now)
                 return exp.id, exp.state, exp.instance
             exp = exps[0]
             if exp.name != cfg.name:
                 raise MasterError(f"database {cfg.database_url} belongs to experiment "
                                   f"{exp.name!r}, not {cfg.name!r}", exitcodes.USAGE)
+            if self.known is not None:
+                raise MasterError(f"--warm-start: {cfg.name!r} already exists in "
+                                  f"{cfg.database_url}; warm start a new experiment "
+                                  "(`start --fresh --warm-start ...`)", exitcodes.USAGE)
             if exp.fingerprint != self.fingerprint:
-                raise MasterError(describe_change(exp.definition, definition, cfg), exitcodes.USAGE)
+                self._extend(s, exp, now)
             if exp.settings != settings:
                 exp.settings = settings
                 ledger.add_event(s, exp.id, "config-changed",
                                  "settings changed (cap, scheduler, retries, ...); accepted", at=now)
             return exp.id, exp.state, exp.instance
+
+    def _extend(self, s: Session, exp: Experiment, now: datetime) -> None:
+        """Continue on a grid whose candidate lists grew; refuse any other change, named."""
+        definition = self.config.search_definition()
+        mapping = extend.plan(exp.definition, definition)
+        if mapping is None:
+            raise MasterError(extend.refusal(exp.definition, definition, self.config),
+                              exitcodes.USAGE)
+        try:
+            message = extend.apply(s, exp, mapping, self.config, self.fingerprint, at=now)
+        except extend.ExtensionRefused as exc:
+            raise MasterError(f"{self.config.path}: {exc}", exitcodes.USAGE) from None
+        self.progress.message(f"{message}; every measured point kept")
+
+    def _record_known(self, s: Session, experiment_id: int, now: datetime) -> None:
+        assert self.known is not None
+        source, results = self.known
+        ledger.record_known(s, experiment_id, results, params_of=self.config.params_of,
+                            source=source, at=now)
+        ledger.add_event(s, experiment_id, "warm-start",
+                         f"{len(results)} points known from {source}",
+                         {"source": source, "points": len(results)}, at=now)
 
     def _claim(self, sessions: sessionmaker[Session], experiment_id: int) -> _Claim:
         holder = LeaseHolder(experiment_id, self.config.model.experiment.lease_timeout)
@@ -318,7 +353,22 @@ class Master:
         return Stop(f"master stopped ({self.stopping}); jobs keep running; "
                     "`start` resumes the experiment", exitcodes.OK)
 
-    def _finish(self, crew: Crew) -> None:
+    def _fail_fast(self, crew: Crew, reason: str) -> int:
+        """Stop the experiment: its trials fail alike and none succeeded (see ``fail_fast``)."""
+        ctx = crew.ctx
+        crew.reconciler.cancel_all("experiment failed fast")
+        message = (f"{reason}; fix the trial (`orchestrator check CONFIG --run-one`), then "
+                   "`orchestrator retry CONFIG --all-failed`")
+        with ctx.tx() as s:
+            ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.FAILED,
+                                        at=ctx.now(), message=message)
+            ctx.event(s, "experiment-failed", message, {"fail_fast": True})
+        self._release(ctx)
+        self.progress.message(f"experiment failed: {message}")
+        return exitcodes.ERROR
+
+    def _finish(self, crew: Crew) -> int:
+        """Record the end of the search; non-zero when nothing was measured."""
         ctx = crew.ctx
         cancel = crew.reconciler.cancel_all("search finished; speculative job no longer needed")
         if isinstance(cancel, CancelFailed):
@@ -335,6 +385,7 @@ class Master:
                  summary["best"]["value"] if summary["best"] else None)
         self._release(ctx)
         self.progress.finish(summary)
+        return exitcodes.OK if summary["best"] is not None else exitcodes.ERROR
 
     def summary(self) -> dict[str, Any]:
         """The experiment's result so far: best point, counts, wall time."""
@@ -365,10 +416,3 @@ class Stop:
 class _Claim:
     holder: LeaseHolder
     took_over: bool
-
-
-def describe_change(old: dict[str, Any], new: dict[str, Any], config: Config) -> str:
-    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    return (f"{config.path}: the search definition changed since the experiment started "
-            f"({', '.join(changed)}); a changed space or objective is a new experiment: "
-            f"give it another experiment.name or work_dir")

@@ -6,11 +6,14 @@ import os
 import sys
 from pathlib import Path
 
-from . import exitcodes
+from . import check_commands, exitcodes, recover
+from .check import preflight
 from .config import Config, load_config
 from .errors import OrchestratorError
 from .files import write_atomic
 from .output import add_target
+from .store import sqlite_path
+from .strategies import build_strategy
 
 
 def start_args(p: argparse.ArgumentParser) -> None:
@@ -19,22 +22,61 @@ def start_args(p: argparse.ArgumentParser) -> None:
                    help="no progress output, and silence when a master already runs (for cron)")
     p.add_argument("--detach", action="store_true",
                    help="run in the background: pid in WORK_DIR/master.pid, output in master.out")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check everything and show the first job script, then stop (= check)")
+    p.add_argument("--fresh", action="store_true",
+                   help="archive the old state to WORK_DIR/archive/<time>/ and start over")
+    p.add_argument("--warm-start", metavar="OTHER",
+                   help="a new experiment that knows the measured points of OTHER (its config "
+                        "or state database): none of them is measured again")
 
 
 def start(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return check_commands.check(argparse.Namespace(target=args.target, run_one=False,
+                                                       json=False))
     config = load_config(args.target)
+    new = args.fresh or not _has_state(config)
+    for warning in preflight(config, probe_scheduler=new):   # stop before any state exists
+        if not args.quiet:
+            print(f"orchestrator: warning: {warning}", file=sys.stderr)
+    known = None if args.warm_start is None else _known(args.warm_start, config, args.quiet)
+    if args.fresh:
+        archived = recover.archive(config)
+        if archived is not None and not args.quiet:
+            print(f"orchestrator: the old state is in {archived}", file=sys.stderr)
     if args.detach:
-        return _detach(config, quiet=args.quiet)
-    return _run(config, quiet=args.quiet)
+        return _detach(config, quiet=args.quiet, known=known)
+    return _run(config, quiet=args.quiet, known=known)
 
 
-def _run(config: Config, *, quiet: bool) -> int:
+Known = tuple[str, dict[tuple[int, ...], float | None]]
+
+
+def _has_state(config: Config) -> bool:
+    """Whether the experiment may exist already (a server database: assume so)."""
+    db = sqlite_path(config.database_url)
+    return db is None or db.exists()
+
+
+def _known(other: str, config: Config, quiet: bool) -> Known:
+    """The warm start's results: OTHER's measured points that are valid points of this grid."""
+    strategy = build_strategy(config, config.model.scheduler.cap)
+    results = {p: v for p, v in recover.known_results(other, config).items()
+               if strategy.is_valid(p)}
+    if not quiet:
+        print(f"orchestrator: warm start: {len(results)} measured points of {other} are points "
+              "of this grid; none is measured again", file=sys.stderr)
+    return other, results
+
+
+def _run(config: Config, *, quiet: bool, known: Known | None = None) -> int:
     from . import queries
     from .master import Master, MasterError
     from .progress import Progress
     progress = Progress(sys.stderr, quiet=quiet,
                         overview=lambda: queries.query(config.database_url, queries.status))
-    master = Master(config, progress=progress)
+    master = Master(config, progress=progress, known=known)
     try:
         return master.run()
     except MasterError as exc:
@@ -43,7 +85,7 @@ def _run(config: Config, *, quiet: bool) -> int:
         raise OrchestratorError(str(exc), exc.code) from None
 
 
-def _detach(config: Config, *, quiet: bool) -> int:
+def _detach(config: Config, *, quiet: bool, known: Known | None = None) -> int:
     """Daemonize (double fork, new session), then run the master as usual in the grandchild."""
     config.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     pid_file = config.work_dir / "master.pid"
@@ -69,7 +111,7 @@ def _detach(config: Config, *, quiet: bool) -> int:
     os.write(write_end, str(os.getpid()).encode())
     os.close(write_end)
     try:
-        code = _run(config, quiet=True)
+        code = _run(config, quiet=True, known=known)
     except OrchestratorError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         code = exc.code

@@ -5,17 +5,33 @@ at any instant leaves the database at a consistent point between two changes.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from collections.abc import Sequence
-
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, String, Text,
-                        UniqueConstraint, func, select)
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    select,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from .states import AttemptKind, AttemptState, ExperimentState, JournalKind, Origin, PointState
+from .states import (
+    AttemptKind,
+    AttemptState,
+    ExperimentState,
+    JournalKind,
+    Origin,
+    PointState,
+)
 
 SCHEMA_VERSION = 2      # 2: experiments.progress and experiments.scheduler_note
 

@@ -22,8 +22,8 @@ def _pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
-        raise PlotUnavailable("plot needs matplotlib: pip install 'orchestrator[plot]' "
-                              "(or: pip install matplotlib)") from None
+        raise PlotUnavailable("plot needs matplotlib, a dependency of dsice-orchestrator: "
+                              "pip install matplotlib (or reinstall: pip install -e .)") from None
     matplotlib.use("Agg")          # files only: no display needed, safe under cron
     import matplotlib.pyplot as plt
     return plt

@@ -17,7 +17,16 @@ from sqlalchemy.orm import Session, selectinload
 from .config import load_config
 from .errors import NoExperiment
 from .lease import heartbeat_age, process_alive
-from .models import Attempt, Evaluation, Event, Experiment, Lease, Point, Stage, point_key
+from .models import (
+    Attempt,
+    Evaluation,
+    Event,
+    Experiment,
+    Lease,
+    Point,
+    Stage,
+    point_key,
+)
 from .states import AttemptState, ExperimentState, PointState
 from .store import find_experiment, read_session, retry_locked, sqlite_path
 
@@ -297,6 +306,7 @@ def history(s: Session, exp: Experiment) -> list[dict[str, Any]]:
             "state": point.state, "origin": point.origin, "round": point.round,
             "attempts": len(point.attempts),
             "failures": [a.reason for a in point.attempts if a.failure_kind],
+            "run_dir": point.attempts[-1].run_dir if point.attempts else None,
             "recorded_at": iso(ev.recorded_at),
         })
     return out

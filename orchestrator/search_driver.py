@@ -24,10 +24,25 @@ from search import Strategy
 
 from . import ledger
 from .context import Context, MasterError
-from .models import (Attempt, Evaluation, Experiment, JournalEntry, Point, Stage,
-                     parse_point_key, point_key)
+from .models import (
+    Attempt,
+    Evaluation,
+    Experiment,
+    JournalEntry,
+    Point,
+    Stage,
+    parse_point_key,
+    point_key,
+)
 from .states import AttemptState, JournalKind, Origin, PointState
-from .strategies import Replay, ReplayDiverged, Step, build_strategy, replay, replay_journal
+from .strategies import (
+    Replay,
+    ReplayDiverged,
+    Step,
+    build_strategy,
+    replay,
+    replay_journal,
+)
 
 log = logging.getLogger("orchestrator.master")
 
@@ -80,6 +95,10 @@ class SearchDriver:
             self._speculated = s.execute(select(func.count()).select_from(Point).where(
                 Point.experiment_id == self.ctx.experiment_id,
                 Point.origin == Origin.SPECULATIVE)).scalar_one()
+        known = self._known()
+        inform = getattr(strategy, "inform", None)
+        if known and callable(inform):
+            inform(known)         # at the start, always the same: replay stays deterministic
         ask_now = False
         if self.refill:
             with self.ctx.read() as s:
@@ -260,6 +279,15 @@ class SearchDriver:
         with self.ctx.read() as s:
             rows = s.execute(query).all()
         return {parse_point_key(key): value for key, value in rows}
+
+    def _known(self) -> dict[Index, float | None]:
+        """Results known before the search began (a warm start), in grid order."""
+        with self.ctx.read() as s:
+            rows = s.execute(select(Point.key, Evaluation.value).join(
+                Evaluation, Evaluation.point_id == Point.id).where(
+                Point.experiment_id == self.ctx.experiment_id,
+                Point.origin == Origin.KNOWN)).all()
+        return dict(sorted((parse_point_key(key), value) for key, value in rows))
 
     def _ensure_points(self, batch: list[Index], round_number: int) -> None:
         with self.ctx.tx() as s:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from . import exitcodes
 from .config import Config, ConfigError, SimulateSection, read_toml, validate_config
 from .errors import SimulationError

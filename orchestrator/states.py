@@ -112,6 +112,9 @@ class Origin(StrEnum):
     """The search asked for it in a round."""
     SPECULATIVE = "speculative"
     """Prefetched into idle slots; joins a round if the search later asks for it."""
+    KNOWN = "known"
+    """Measured before this search began (``start --warm-start``, or before the grid was
+    extended): told to the search as a known result (DSICE ``inform``), never submitted."""
 
 
 class JournalKind(StrEnum):

@@ -23,8 +23,14 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from scheduler_adapters.base import (JobRejected, JobSpec, Scheduler, SchedulerMisconfigured,
-                                     SchedulerUnavailable, SubmitLimitReached)
+from scheduler_adapters.base import (
+    JobRejected,
+    JobSpec,
+    Scheduler,
+    SchedulerMisconfigured,
+    SchedulerUnavailable,
+    SubmitLimitReached,
+)
 
 from . import ledger
 from .context import Context, MasterError

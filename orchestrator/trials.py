@@ -14,8 +14,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.result import (ATTEMPT_ENV, PARAM_ENV_PREFIX, PARAMS_FILE, RESULT_ENV, RESULT_FILE,
-                         RUN_DIR_ENV)
+from jobs.result import (
+    ATTEMPT_ENV,
+    PARAM_ENV_PREFIX,
+    PARAMS_FILE,
+    RESULT_ENV,
+    RESULT_FILE,
+    RUN_DIR_ENV,
+)
 from scheduler_adapters.base import JobSpec
 
 from .config import SETUP_PREFIX, Config, JobSection
@@ -54,9 +60,24 @@ def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path,
                params: dict[str, Any], setup_outputs: dict[str, Any] | None,
                setup_dir: Path | None) -> JobSpec:
     """Prepare the run directory and describe the job. Raises OSError if the disk refuses."""
+    spec = job_spec(config, section, name=name, run_dir=run_dir, attempt=attempt, params=params,
+                    setup_outputs=setup_outputs, setup_dir=setup_dir)
     private_mkdir(run_dir, config.work_dir)
+    write_params(run_dir / PARAMS_FILE, params)
+    return spec
+
+
+def write_params(path: Path, params: dict[str, Any]) -> None:
+    """``params.json``: the point, for the program (owner-only, written atomically)."""
+    write_atomic(path, json.dumps(params, indent=2, sort_keys=True) + "\n")
+
+
+def job_spec(config: Config, section: JobSection, *, name: str, run_dir: Path, attempt: int,
+             params: dict[str, Any], setup_outputs: dict[str, Any] | None,
+             setup_dir: Path | None) -> JobSpec:
+    """Describe the job without touching the disk (``check`` shows it before anything exists).
+    Raises ValueError for a placeholder without a value."""
     result_file = run_dir / RESULT_FILE
-    write_atomic(run_dir / PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
     outputs = setup_values(setup_outputs)
     fill: dict[str, str] = {
         "python": sys.executable,

@@ -117,10 +117,10 @@ def test_changed_space_is_refused_and_settings_changes_accepted(write_config, cl
     assert cli("start", str(path)).returncode == 0
     path.write_text(path.read_text().replace("cap = 4", "cap = 2"))
     assert cli("start", str(path)).returncode == 0        # finished: nothing to do
-    path.write_text(path.read_text().replace("[0, 1]", "[0, 1, 2]"))
+    path.write_text(path.read_text().replace("[0, 1]", "[0, 2]"))
     proc = cli("start", str(path))
     assert proc.returncode == 2
-    assert "search definition changed" in proc.stderr and "parameters" in proc.stderr
+    assert "search definition changed" in proc.stderr and "x: removed 1; added 2" in proc.stderr
     assert sqlite3.connect(tmp_path / "work" / "state.db").execute(
         "select count(*) from evaluations").fetchone()[0] == 2
 

@@ -25,7 +25,7 @@ def test_status_best_and_finished_line_name_the_same_point_on_ties(write_config,
                         command=f"{{python}} {script}")
     proc = cli("start", str(path))
     assert proc.returncode == 0, proc.stderr
-    assert 'finished t: best {"x": 0} = 1' in proc.stderr
+    assert "finished t: best 1 at x=0 " in proc.stderr
     status = json.loads(cli("status", str(path), "--json").stdout)
     assert status["best"]["params"] == {"x": 0}
     assert status["progress"]["best"] == [0] and status["progress"]["done"] is True

@@ -19,7 +19,7 @@ def test_members_are_the_stored_strings():
     assert [s.value for s in ExperimentState] == [
         "not-started", "running", "finished", "cancelled", "failed"]
     assert [s.value for s in FailureKind] == ["program", "infra"]
-    assert [s.value for s in Origin] == ["search", "speculative"]
+    assert [s.value for s in Origin] == ["search", "speculative", "known"]
     # A plain string read back from the database is the member.
     assert "running" in AttemptState.ACTIVE and "cancelled" in ExperimentState.ENDED
 

@@ -71,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--center", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--log", action="append", default=[], metavar="NAME")
     parser.add_argument("--sleep", type=float, default=0.0, help="seconds to pretend to work")
+    parser.add_argument("--sleep-spread", type=float, default=0.0, metavar="S",
+                        help="plus 0..S seconds, drawn per point (durations vary like real jobs)")
     parser.add_argument("--fail-rate", type=float, default=0.0, help="chance an attempt fails")
     parser.add_argument("--fail-attempts", type=int, default=0, help="first N attempts fail")
     parser.add_argument("--fail-when", action="append", default=[], metavar="NAME=VALUE",
@@ -88,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.checkpoint:
         centers.update(json.loads(Path(args.checkpoint).read_text())["center"])
     started = time.time()
-    if args.sleep:
-        time.sleep(args.sleep)
+    pause = args.sleep + args.sleep_spread * unit_random(params, "duration", args.seed)
+    if pause:
+        time.sleep(pause)
     failing = (attempt <= args.fail_attempts
                or any(str(params.get(k)) == v for k, v in (f.split("=", 1) for f in args.fail_when))
                or unit_random(params, attempt, args.seed) < args.fail_rate)
