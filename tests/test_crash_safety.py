@@ -118,7 +118,9 @@ def run_chaos(write_config, tmp_path: Path, kills_wanted: int, kind: str = "loca
 
 @pytest.mark.slow
 def test_chaos_kill9_thirty_times_loses_nothing(write_config, tmp_path):
-    run_chaos(write_config, tmp_path, kills_wanted=30)
+    # Synchronous rounds: the history must equal an uninterrupted run's. (Refill mode, where
+    # decisions follow completion order, replays its journal: tests/test_eager_chaos.py.)
+    run_chaos(write_config, tmp_path, kills_wanted=30, search_extra='mode = "sync"')
 
 
 @pytest.mark.slow
@@ -129,7 +131,7 @@ def test_chaos_on_real_slurm(write_config, tmp_path):
             pytest.fail("REQUIRE_SLURM=1 but Slurm is not running (scripts/slurm-start.sh)")
         pytest.skip("no Slurm: eval \"$(bash scripts/slurm-start.sh)\" to run this")
     run_chaos(write_config, tmp_path, kills_wanted=10, kind="slurm",
-              options='options = { partition = "debug" }')
+              options='options = { partition = "debug" }', search_extra='mode = "sync"')
 
 
 def _finished(db: Path) -> bool:
