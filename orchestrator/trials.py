@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.result import (ATTEMPT_ENV, PARAM_ENV_PREFIX, PARAMS_FILE, RESULT_ENV, RESULT_FILE,
-                         RUN_DIR_ENV)
+from jobs.result import PARAMS_FILE, RESULT_FILE, Env
 from scheduler_adapters.base import JobSpec
 
 from .config import SETUP_PREFIX, Config, JobSection
@@ -77,17 +76,17 @@ def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path,
         raise ValueError(f"command placeholder {exc} has no value (missing setup output?)") from None
     env = {
         **section.env,
-        RESULT_ENV: str(result_file),
-        RUN_DIR_ENV: str(run_dir),
-        ATTEMPT_ENV: str(attempt),
-        "ORCH_EXPERIMENT": config.name,
-        "ORCH_CPUS": str(section.cpus),
-        "ORCH_GPUS": str(section.gpus),
-        **{PARAM_ENV_PREFIX + k.upper(): _format_value(v) for k, v in params.items()},
-        **{"ORCH_SETUP_" + k.upper(): v for k, v in outputs.items()},
+        Env.RESULT_FILE: str(result_file),
+        Env.RUN_DIR: str(run_dir),
+        Env.ATTEMPT: str(attempt),
+        Env.EXPERIMENT: config.name,
+        Env.CPUS: str(section.cpus),
+        Env.GPUS: str(section.gpus),
+        **{Env.param(k): _format_value(v) for k, v in params.items()},
+        **{Env.setup_output(k): v for k, v in outputs.items()},
     }
     if setup_dir is not None:
-        env["ORCH_SETUP_DIR"] = str(setup_dir)
+        env[Env.SETUP_DIR] = str(setup_dir)
     time_limit = None if section.time_limit is None else max(1, int(round(section.time_limit)))
     return JobSpec(name=name, command=argv, workdir=run_dir, env=env, time_limit_s=time_limit,
                    cpus=section.cpus, gpus=section.gpus)
