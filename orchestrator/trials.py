@@ -44,7 +44,7 @@ def setup_values(outputs: dict[str, Any] | None) -> dict[str, str]:
     """Setup outputs usable in templates and env: scalar values under identifier keys."""
     values: dict[str, str] = {}
     for key, value in (outputs or {}).items():
-        if SAFE_KEY_RE.match(key) and isinstance(value, (str, int, float, bool)):
+        if SAFE_KEY_RE.fullmatch(key) and isinstance(value, (str, int, float, bool)):
             values[key] = str(value)
     return values
 
