@@ -19,6 +19,7 @@ from jobs.result import PARAMS_FILE, RESULT_FILE, Env
 from scheduler_adapters.base import JobSpec
 
 from .config import SETUP_PREFIX, Config, JobSection
+from .workdir import open_private_dir, write_private_at
 
 SAFE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -52,10 +53,15 @@ def setup_values(outputs: dict[str, Any] | None) -> dict[str, str]:
 def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path, attempt: int,
                params: dict[str, Any], setup_outputs: dict[str, Any] | None,
                setup_dir: Path | None) -> JobSpec:
-    """Prepare the run directory and describe the job. Raises OSError if the disk refuses."""
-    private_mkdir(run_dir, config.work_dir)
+    """Prepare the run directory and describe the job. Raises OSError if the disk refuses,
+    ValueError if the job cannot be described (RunDirRedirected: a link where the run directory
+    should be)."""
+    directory = open_private_dir(run_dir, config.work_dir)
+    try:
+        write_private_at(directory, PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
+    finally:
+        os.close(directory)
     result_file = run_dir / RESULT_FILE
-    _write_private(run_dir / PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
     outputs = setup_values(setup_outputs)
     fill: dict[str, str] = {
         "python": sys.executable,
@@ -92,27 +98,7 @@ def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path,
                    cpus=section.cpus, gpus=section.gpus)
 
 
-def private_mkdir(path: Path, root: Path) -> None:
-    """Create ``path`` and its missing parents below ``root`` owner-only, whatever the umask."""
-    missing = []
-    current = path
-    while current != root and not current.exists():
-        missing.append(current)
-        current = current.parent
-    for directory in reversed(missing):
-        directory.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(directory, 0o700)
-
-
 def _format_value(value: Any) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return repr(value)           # "3.0": keep it recognisably a float
     return str(value)
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)

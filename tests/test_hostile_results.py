@@ -73,3 +73,30 @@ def test_master_records_hostile_results_as_failed_attempts(write_config, cli, tm
     assert by_x[len(names)][0] == "succeeded"
     again = cli("start", str(path))            # a cron restart on the same files
     assert again.returncode == 0 and "Traceback" not in again.stderr
+
+
+REDIRECTOR = """
+import os, sys
+from pathlib import Path
+run_dir = Path(os.environ["ORCH_RUN_DIR"])
+if os.environ["ORCH_ATTEMPT"] == "1":
+    os.symlink(sys.argv[1], run_dir.parent / "attempt-2")   # the next attempt's directory
+    sys.exit(1)
+Path(os.environ["ORCH_RESULT_FILE"]).write_text('{"loss": 0.25}')
+"""
+
+
+def test_trial_cannot_redirect_the_masters_writes_through_a_symlinked_run_dir(
+        write_config, cli, tmp_path):
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (tmp_path / "redirector.py").write_text(textwrap.dedent(REDIRECTOR))
+    path = write_config(parameters="x = { values = [0] }", retries=2,
+                        command=f"{{python}} {{config_dir}}/redirector.py {victim}")
+    proc = cli("start", str(path))
+    assert proc.returncode == 0, proc.stderr
+    assert list(victim.iterdir()) == []                   # nothing written through the link
+    rows = sqlite3.connect(tmp_path / "work" / "state.db").execute(
+        "select number, state, reason from attempts order by number").fetchall()
+    assert [r[1] for r in rows] == ["failed", "failed", "succeeded"]
+    assert "attempt-2 is a symbolic link" in rows[1][2]
