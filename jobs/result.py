@@ -6,6 +6,13 @@ atomically (temporary file in the same directory, then rename), so the master ne
 file. ``write_result`` does that for Python programs; ``read_result`` is the master's validator.
 Every environment variable of the protocol is named once, in ``Env``.
 
+Trials longer than a job may run: a trial keeps what it needs to resume in ``ORCH_CHECKPOINT_DIR``
+(``checkpoint/`` in its run directory). When its job ends at the walltime or is preempted with a
+non-empty checkpoint directory, or when it writes the result ``{"_unfinished": true}``
+(``write_unfinished``) to hand over before the walltime, the master submits the same attempt again
+in the same run directory (``ORCH_CONTINUATION`` counts these runs), up to the configured number
+of continuations, charging neither failure budget. The last run's result is the trial's.
+
 A result file is input from a program the master does not control: whatever it holds (numbers
 beyond float range, integers of thousands of digits, nesting a thousand levels deep) becomes a
 ``ResultError`` for that attempt, never an exception that escapes into the master.
@@ -33,6 +40,8 @@ class Env:
     PARAM_PREFIX = "ORCH_PARAM_"          # + the parameter's name in upper case: its value
     SETUP_PREFIX = "ORCH_SETUP_"          # + a setup output's key in upper case: its value
     SETUP_DIR = "ORCH_SETUP_DIR"          # the setup job's run directory (trials only)
+    CHECKPOINT_DIR = "ORCH_CHECKPOINT_DIR"  # where to keep state that a continuation resumes from
+    CONTINUATION = "ORCH_CONTINUATION"    # 0 for an attempt's first run, 1, 2, ... when continued
 
     @staticmethod
     def param(name: str) -> str:
@@ -51,6 +60,8 @@ PARAM_ENV_PREFIX = Env.PARAM_PREFIX
 
 PARAMS_FILE = "params.json"
 RESULT_FILE = "result.json"
+CHECKPOINT_DIR = "checkpoint"      # in the run directory; kept across continuations of an attempt
+UNFINISHED_KEY = "_unfinished"     # a result {"_unfinished": true}: continue me from my checkpoint
 MAX_RESULT_BYTES = 1 << 20   # a result is a handful of numbers; anything larger is a bug
 MAX_RESULT_DEPTH = 32        # nesting of objects and lists; deeper is a bug (and recursion elsewhere)
 
@@ -81,6 +92,28 @@ def write_result(values: dict[str, Any], path: str | os.PathLike[str] | None = N
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def checkpoint_dir() -> Path:
+    """The trial's checkpoint directory (created if missing): ``ORCH_CHECKPOINT_DIR``, else
+    ``checkpoint`` in the working directory, for a program run by hand."""
+    directory = Path(os.environ.get(Env.CHECKPOINT_DIR) or CHECKPOINT_DIR)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def continuation() -> int:
+    """How many times this attempt was continued before this run (0: its first run)."""
+    return int(os.environ.get(Env.CONTINUATION) or 0)
+
+
+def write_unfinished(path: str | os.PathLike[str] | None = None) -> Path:
+    """Report that the trial stopped before finishing and wants to continue from its checkpoint."""
+    return write_result({UNFINISHED_KEY: True}, path)
+
+
+def is_unfinished(values: dict[str, Any]) -> bool:
+    return values.get(UNFINISHED_KEY) is True
 
 
 def read_result(path: str | os.PathLike[str], objective_key: str) -> tuple[float, dict[str, Any]]:
