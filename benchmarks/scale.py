@@ -82,7 +82,7 @@ def probe(url: str, every: float, out: Path) -> int:
             try:
                 seconds, cpu, done, attempts = timed_status(url)
                 state = queries.query(url, lambda s, exp: exp.state)
-            except Exception as exc:          # the database may not exist yet
+            except Exception as exc:  # noqa: BLE001  (the database may not exist yet: ask again)
                 fh.write(json.dumps({"error": str(exc).splitlines()[0]}) + "\n")
                 state = None
             else:
@@ -133,8 +133,8 @@ def main() -> int:
     per_attempt = 1000 * cpu / attempts
     rows = [
         ("points done / attempts", f"{done} / {attempts}", ""),
-        ("wall time of the campaign", f"{wall:.0f} s (simulated makespan "
-                                      f"{sim.report['makespan_hours']:.1f} h)", ""),
+        ("wall time of the campaign",
+         f"{wall:.0f} s (simulated makespan {sim.report['makespan_hours']:.1f} h)", ""),
         ("master CPU per attempt", f"{per_attempt:.2f} ms ({1000 * cpu / done:.2f} ms per point)",
          _verdict(per_attempt <= CPU_PER_JOB_TARGET_MS, f"<= {CPU_PER_JOB_TARGET_MS:g} ms")),
         ("peak RSS", f"{rss_mb:.0f} MB", _verdict(rss_mb <= RSS_TARGET_MB, f"<= {RSS_TARGET_MB:g} MB")),

@@ -20,7 +20,6 @@ import string
 import types
 import typing
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.result import Env
