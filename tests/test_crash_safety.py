@@ -71,7 +71,7 @@ def run_chaos(write_config, tmp_path: Path, kills_wanted: int, kind: str = "loca
     rng = random.Random(1234)
     crash_points = ["after-intent", "after-submit", "before-evaluation"]
     kills = 0
-    for i in range(kills_wanted + 15):
+    for i in range(kills_wanted * 3 // 2):
         if kills >= kills_wanted:
             break
         if i % 3 == 0:     # a crash exactly at a dangerous place
@@ -110,8 +110,8 @@ def run_chaos(write_config, tmp_path: Path, kills_wanted: int, kind: str = "loca
 
 
 @pytest.mark.slow
-def test_chaos_kill9_thirty_times_loses_nothing(write_config, tmp_path):
-    run_chaos(write_config, tmp_path, kills_wanted=30)
+def test_chaos_kill9_fifty_times_loses_nothing(write_config, tmp_path):
+    run_chaos(write_config, tmp_path, kills_wanted=50)
 
 
 @pytest.mark.slow
