@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler_adapters.base import SchedulerError
 
-from . import exitcodes, queries
+from . import exitcodes, ledger, queries
 from .cli import CliError, command
 from .config import Config, load_config
 from .lease import request_stop
-from .models import ACTIVE_ATTEMPT_STATES, Attempt, Event, Experiment, Point, utcnow
+from .models import Attempt, Experiment, Point, utcnow
+from .states import ExperimentState, PointState
 from .schedulers import build_scheduler
 from .store import make_engine, retry_locked, session_factory, sqlite_path
 
@@ -76,7 +77,7 @@ def _who() -> str:
 
 def _event(s: Session, exp: Experiment, kind: str, message: str,
            data: dict[str, Any] | None = None) -> None:
-    s.add(Event(experiment_id=exp.id, at=utcnow(), kind=kind, message=message, data=data))
+    ledger.add_event(s, exp.id, kind, message, data, at=utcnow())
 
 
 def _wait_released(config: Config, timeout: float | None) -> bool:
@@ -158,15 +159,13 @@ def _mark_cancelled(sessions: sessionmaker[Session], config: Config
         exp = _experiment(s, config)
         master = queries.master_info(s, exp)
         live = master if master is not None and master["alive"] else None
-        active = len(s.execute(select(Attempt.id).where(
-            Attempt.experiment_id == exp.id,
-            Attempt.state.in_(ACTIVE_ATTEMPT_STATES))).all())
-        if exp.state == "cancelled" and active and live is None:
+        active = Attempt.count_active(s, exp.id)
+        if exp.state == ExperimentState.CANCELLED and active and live is None:
             return None, active          # an earlier cancel could not reach the scheduler
-        if exp.state in queries.ENDED:
+        if exp.state in ExperimentState.ENDED:
             return f"experiment {config.name} is already {exp.state}; nothing to cancel"
-        exp.state, exp.message = "cancelled", f"cancelled from {_who()}"
-        exp.finished_at = utcnow()
+        ledger.set_experiment_state(s, exp.id, ExperimentState.CANCELLED, at=utcnow(),
+                                    message=f"cancelled from {_who()}")
         _event(s, exp, "cancelled", f"experiment cancelled from {_who()} ({active} jobs in flight)",
                {"jobs": active})
         return live, active
@@ -176,8 +175,7 @@ def _cancel_jobs(sessions: sessionmaker[Session], config: Config) -> int:
     """No master runs: cancel the jobs at the scheduler ourselves and record it. Attempts whose
     submission was recorded but whose job id was not are looked up by their unique name."""
     attempts = queries.query(config.database_url, lambda s, exp: [
-        (a.id, a.job_id, a.name) for a in s.execute(select(Attempt).where(
-            Attempt.experiment_id == exp.id, Attempt.state.in_(ACTIVE_ATTEMPT_STATES))).scalars()])
+        (a.id, a.job_id, a.name) for a in Attempt.active(s, exp.id)])
     if not attempts:
         return 0
     scheduler = build_scheduler(config)
@@ -195,14 +193,8 @@ def _cancel_jobs(sessions: sessionmaker[Session], config: Config) -> int:
         scheduler.close()
     with sessions.begin() as s:
         exp = _experiment(s, config)
-        for attempt_id, job_id, name in attempts:
-            row = s.get(Attempt, attempt_id)
-            assert row is not None
-            row.job_id = row.job_id or found.get(name)
-            row.state, row.ended_at = "cancelled", utcnow()
-            row.reason = "cancelled by `orchestrator cancel`"
-            if row.point is not None and row.point.state == "active":
-                row.point.state = "cancelled"
+        ledger.cancel_active(s, exp.id, "cancelled by `orchestrator cancel`", at=utcnow(),
+                             found=found)
         _event(s, exp, "cancelled-jobs", f"{len(job_ids)} jobs cancelled at the scheduler "
                "(no master was running)", {"job_ids": job_ids})
     return len(job_ids)
@@ -282,7 +274,7 @@ def _reset_point(sessions: sessionmaker[Session], config: Config, spec: str
             raise CliError(f"master pid {master['pid']} on {master['host']} is running: stop the "
                            f"master first (`orchestrator stop CONFIG --wait`)",
                            exitcodes.ALREADY_RUNNING)
-        if exp.state in ("cancelled", "failed"):
+        if exp.state in ExperimentState.FINAL:
             raise CliError(f"experiment {exp.name} is {exp.state}; a retry cannot revive it")
         key = point_key_of(spec, exp.definition)
         point = s.execute(select(Point).where(Point.experiment_id == exp.id,
@@ -290,16 +282,14 @@ def _reset_point(sessions: sessionmaker[Session], config: Config, spec: str
         if point is None:
             raise CliError(f"point {spec!r} was never asked for by the search; nothing to retry")
         evaluation = point.evaluation
-        if point.state != "failed" or evaluation is None or evaluation.value is not None:
+        if (point.state != PointState.FAILED or evaluation is None
+                or evaluation.value is not None):
             raise CliError(f"point {point.params} is {point.state}, not failed; only a failed "
                            "point can be retried")
-        s.delete(evaluation)
-        point.program_failures = point.infra_failures = 0
-        point.state = "pending"
-        point.budget_resets += 1
-        resumed = exp.state == "finished"
+        ledger.reset_point(s, point)
+        resumed = exp.state == ExperimentState.FINISHED
         if resumed:
-            exp.state, exp.finished_at = "running", None
+            ledger.set_experiment_state(s, exp.id, ExperimentState.RUNNING, at=utcnow())
         _event(s, exp, "retry", f"point {point.params} given a new budget from {_who()}",
                {"point": key, "budget_resets": point.budget_resets})
         return point.params, resumed

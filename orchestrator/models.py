@@ -8,10 +8,14 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from collections.abc import Sequence
+
 from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, String, Text,
-                        UniqueConstraint)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+                        UniqueConstraint, func, select)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from .states import AttemptKind, AttemptState, ExperimentState, Origin, PointState
 
 SCHEMA_VERSION = 1
 
@@ -51,7 +55,7 @@ class Experiment(Base):
     definition: Mapped[dict[str, Any]]                  # the search-defining part of the config
     settings: Mapped[dict[str, Any]]                    # the rest, as last started
     schema_version: Mapped[int] = mapped_column(default=SCHEMA_VERSION)
-    state: Mapped[str] = mapped_column(String(16), default="not-started")
+    state: Mapped[str] = mapped_column(String(16), default=ExperimentState.NOT_STARTED)
     message: Mapped[str | None] = mapped_column(Text)
     setup_outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -86,9 +90,9 @@ class Point(Base):
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
     key: Mapped[str] = mapped_column(String(128))       # "3,5,5,5": the index tuple
     params: Mapped[dict[str, Any]]
-    origin: Mapped[str] = mapped_column(String(16), default="search")  # search|speculative|explore
+    origin: Mapped[str] = mapped_column(String(16), default=Origin.SEARCH)     # states.Origin
     round: Mapped[int | None]                           # the search round that asked for it
-    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|active|done|failed|cancelled
+    state: Mapped[str] = mapped_column(String(16), default=PointState.PENDING)  # states.PointState
     program_failures: Mapped[int] = mapped_column(default=0)
     infra_failures: Mapped[int] = mapped_column(default=0)
     budget_resets: Mapped[int] = mapped_column(default=0)
@@ -99,11 +103,28 @@ class Point(Base):
 
     @property
     def index(self) -> tuple[int, ...]:
-        return tuple(int(i) for i in self.key.split(","))
+        return parse_point_key(self.key)
+
+    @classmethod
+    def by_keys(cls, s: Session, experiment_id: int, keys: Sequence[str]) -> dict[str, Point]:
+        """The experiment's points with these keys (an indexed lookup), by key."""
+        return {p.key: p for p in s.execute(select(cls).where(
+            cls.experiment_id == experiment_id, cls.key.in_(keys))).scalars()}
+
+    @classmethod
+    def in_state(cls, s: Session, experiment_id: int, state: PointState) -> Sequence[Point]:
+        return s.execute(select(cls).where(cls.experiment_id == experiment_id,
+                                           cls.state == state)).scalars().all()
 
 
-def point_key(index: tuple[int, ...]) -> str:
+def point_key(index: Sequence[int]) -> str:
+    """The stored key of a grid index: "3,5,5,5"."""
     return ",".join(str(i) for i in index)
+
+
+def parse_point_key(key: str) -> tuple[int, ...]:
+    """The grid index of a stored key (the inverse of ``point_key``)."""
+    return tuple(int(i) for i in key.split(","))
 
 
 class Evaluation(Base):
@@ -122,9 +143,6 @@ class Evaluation(Base):
     point: Mapped[Point] = relationship(back_populates="evaluation")
 
 
-ACTIVE_ATTEMPT_STATES = ("submitting", "submitted", "pending", "running")
-
-
 class Attempt(Base):
     """One job submitted (or about to be) for a point or for the setup job."""
 
@@ -134,14 +152,12 @@ class Attempt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))
     point_id: Mapped[int | None] = mapped_column(ForeignKey("points.id"))   # None: setup job
-    kind: Mapped[str] = mapped_column(String(8), default="trial")          # trial|setup
+    kind: Mapped[str] = mapped_column(String(8), default=AttemptKind.TRIAL)   # states.AttemptKind
     number: Mapped[int]
     name: Mapped[str] = mapped_column(String(64), unique=True)
     job_id: Mapped[str | None] = mapped_column(String(64))
-    # submitting (intent recorded, job id not yet) | submitted | pending | running |
-    # succeeded | failed | timeout | cancelled | node_fail | unknown | lost
-    state: Mapped[str] = mapped_column(String(16), default="submitting")
-    failure_kind: Mapped[str | None] = mapped_column(String(8))            # program|infra
+    state: Mapped[str] = mapped_column(String(16), default=AttemptState.SUBMITTING)  # AttemptState
+    failure_kind: Mapped[str | None] = mapped_column(String(8))            # states.FailureKind
     reason: Mapped[str | None] = mapped_column(Text)
     exit_code: Mapped[int | None]
     node: Mapped[str | None] = mapped_column(String(255))
@@ -152,6 +168,23 @@ class Attempt(Base):
     ended_at: Mapped[datetime | None]
 
     point: Mapped[Point | None] = relationship(back_populates="attempts")
+
+    @classmethod
+    def active(cls, s: Session, experiment_id: int) -> Sequence[Attempt]:
+        """The experiment's attempts in flight, oldest first."""
+        return s.execute(select(cls).where(cls.experiment_id == experiment_id,
+                                           cls.state.in_(AttemptState.ACTIVE))
+                         .order_by(cls.id)).scalars().all()
+
+    @classmethod
+    def count_active(cls, s: Session, experiment_id: int, *, search_only: bool = False) -> int:
+        """Attempts in flight; ``search_only``: leave out those of unneeded speculation."""
+        query = select(func.count()).select_from(cls).where(
+            cls.experiment_id == experiment_id, cls.state.in_(AttemptState.ACTIVE))
+        if search_only:
+            query = query.join(Point, cls.point_id == Point.id, isouter=True).where(
+                (Point.round.is_not(None)) | (cls.point_id.is_(None)))
+        return s.execute(query).scalar_one()
 
 
 class Stage(Base):
@@ -166,8 +199,6 @@ class Stage(Base):
     level: Mapped[int | None]
     base: Mapped[list[Any] | None] = mapped_column(JSON)   # None for strategies without a base
     points: Mapped[list[Any]]
-    started_round: Mapped[int | None]
-    ended_round: Mapped[int | None]
     best: Mapped[list[Any] | None] = mapped_column(JSON)
     best_value: Mapped[float | None]
     moved: Mapped[bool | None]

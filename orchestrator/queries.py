@@ -18,12 +18,13 @@ from . import exitcodes
 from .cli import CliError
 from .config import load_config
 from .lease import heartbeat_age, process_alive
-from .models import (ACTIVE_ATTEMPT_STATES, Attempt, Evaluation, Event, Experiment, Lease, Point,
+from .models import (Attempt, Evaluation, Event, Experiment, Lease, Point,
                      Stage)
+from .states import AttemptState, ExperimentState
 from .store import read_session, retry_locked, sqlite_path
 
 T = TypeVar("T")
-ENDED = ("finished", "cancelled", "failed")      # experiment states that take no more work
+ENDED = ExperimentState.ENDED
 
 # Counting the valid points of a constrained grid means checking each one; past this size the
 # remaining-work estimate is left out rather than making `status` slow.
@@ -286,7 +287,7 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
 def queue(s: Session, exp: Experiment) -> list[dict[str, Any]]:
     current = now()
     rows = s.execute(select(Attempt).where(Attempt.experiment_id == exp.id,
-                                           Attempt.state.in_(ACTIVE_ATTEMPT_STATES))
+                                           Attempt.state.in_(AttemptState.ACTIVE))
                      .order_by(Attempt.id)).scalars().all()
     return [{
         "job_id": a.job_id, "name": a.name, "kind": a.kind,

@@ -9,6 +9,10 @@ Protocol (ask/tell, synchronous rounds):
         batch = s.ask()            # new points to measure; [] means "waiting" or "done"
         s.tell({p: value_or_None for p in batch})
 
+``ask(free)`` may be told how many slots are idle now (None: unknown); strategies that do not
+need it ignore it. In refill mode the caller tells each group of results as soon as it has them
+and then asks again, so ``tell`` may carry only part of what was asked for.
+
 ``ask()`` never returns a point that was measured, failed or is still outstanding. ``tell`` takes
 a value (float) or ``None`` for a failed point. Strategies are deterministic: replaying the same
 ``tell`` calls on a fresh instance reproduces the same ``ask`` answers, which is how the master
@@ -18,6 +22,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .stage import StageRecord
 
 Index = tuple[int, ...]
 Result = float | None
@@ -25,7 +33,17 @@ Validity = Callable[[Index], bool]
 
 
 class Strategy(ABC):
-    """Base class: bookkeeping of measured/outstanding points shared by all strategies."""
+    """Base class: bookkeeping of measured/outstanding points shared by all strategies.
+
+    Optional capabilities have defaults here, so callers never probe for them: ``stages``
+    (finished stages, for strategies that work in stages), ``stage`` (the current stage number)
+    and ``speculate(n)`` (points likely to be asked for next).
+    """
+
+    #: Finished stages, oldest first; strategies without stages have none.
+    stages: Sequence[StageRecord] = ()
+    #: The stage in progress (1-based), or None for strategies without stages.
+    stage: int | None = None
 
     def __init__(self, shape: Sequence[int], *, minimize: bool = True,
                  valid: Validity | None = None) -> None:
@@ -39,8 +57,9 @@ class Strategy(ABC):
         self._outstanding: set[Index] = set()
 
     # -- the protocol -------------------------------------------------------------------------
-    def ask(self) -> list[Index]:
-        """Points to measure next (never measured, failed or outstanding); [] = waiting or done."""
+    def ask(self, free: int | None = None) -> list[Index]:
+        """Points to measure next (never measured, failed or outstanding); [] = waiting or done.
+        ``free``: how many slots are idle now, a hint (None: unknown)."""
         if self.done:
             return []
         batch = [p for p in self._propose() if p not in self._results and p not in self._outstanding]
@@ -76,6 +95,11 @@ class Strategy(ABC):
             if best is None or self.better(value, best[1]):
                 best = (point, value)
         return best
+
+    def speculate(self, n: int) -> list[Index]:
+        """Up to ``n`` points likely to be asked for soon, to run in idle slots (default none).
+        Never changes the strategy's state: asking for them later is what makes them count."""
+        return []
 
     @property
     def outstanding(self) -> frozenset[Index]:

@@ -1,0 +1,218 @@
+"""Every change of attempt, point and experiment state, as functions over an open Session.
+
+This module is the only writer of those fields: the master and the admin commands (cancel,
+retry) both change state through it, each inside a transaction it opened itself, so the rules
+(which budget a failure is charged to, what a cancel does to a point) live in one place.
+Functions take the time ``at`` from the caller: the master's clock may be a virtual one.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from scheduler_adapters.base import JobState, JobStatus
+
+from .faults import crash_point
+from .models import Attempt, Evaluation, Event, Experiment, Point, point_key
+from .outcomes import Outcome
+from .states import (AttemptKind, AttemptState, ExperimentState, FailureKind, Origin,
+                     PointState)
+
+log = logging.getLogger("orchestrator.ledger")
+
+Index = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many failures of each kind a point (or the setup job) may have before it fails."""
+
+    retries: int
+    infra_retries: int
+
+    def spent(self, program_failures: int, infra_failures: int) -> bool:
+        return program_failures > self.retries or infra_failures > self.infra_retries
+
+
+@dataclass(frozen=True)
+class Intent:
+    """An attempt about to be submitted: its point (None: the setup job), name and run dir."""
+
+    point_id: int | None
+    number: int
+    name: str
+    run_dir: str
+
+
+def add_event(s: Session, experiment_id: int, kind: str, message: str,
+              data: dict[str, Any] | None = None, *, at: datetime) -> None:
+    log.info("%s: %s", kind, message)
+    s.add(Event(experiment_id=experiment_id, at=at, kind=kind, message=message, data=data))
+
+
+# ---- the experiment ------------------------------------------------------------------------------
+def set_experiment_state(s: Session, experiment_id: int, state: ExperimentState, *,
+                         at: datetime, message: str | None = None) -> Experiment:
+    """Move the experiment to ``state`` (ended states record when, and may say why)."""
+    exp = s.get(Experiment, experiment_id)
+    assert exp is not None
+    if state is ExperimentState.RUNNING:
+        if exp.state == ExperimentState.NOT_STARTED:
+            exp.started_at = at
+        exp.finished_at = None
+    elif state in ExperimentState.ENDED:
+        exp.finished_at = at
+    if message is not None:
+        exp.message = message
+    exp.state = state
+    return exp
+
+
+# ---- points --------------------------------------------------------------------------------------
+def record_points(s: Session, experiment_id: int, batch: Sequence[Index], *,
+                  round_number: int | None, params_of: Callable[[Index], dict[str, Any]],
+                  at: datetime) -> list[Index]:
+    """Record points the search (round_number) or speculation (None) wants; return the new ones.
+    A point speculation already holds joins the search's round as it is."""
+    keys = [point_key(p) for p in batch]
+    existing = Point.by_keys(s, experiment_id, keys)
+    new = []
+    for index, key in zip(batch, keys):
+        point = existing.get(key)
+        if point is None:
+            s.add(Point(experiment_id=experiment_id, key=key, params=params_of(index),
+                        origin=Origin.SEARCH if round_number is not None else Origin.SPECULATIVE,
+                        round=round_number, created_at=at))
+            new.append(index)
+        elif point.round is None and round_number is not None:
+            point.round = round_number     # a speculative point the search now needs
+    return new
+
+
+def cancel_pending_points(s: Session, experiment_id: int) -> None:
+    """At the end of the search: speculation it never needed is not wanted any more."""
+    for point in Point.in_state(s, experiment_id, PointState.PENDING):
+        point.state = PointState.CANCELLED
+
+
+def reset_point(s: Session, point: Point) -> None:
+    """Give a failed point a new budget (``orchestrator retry``)."""
+    assert point.evaluation is not None
+    s.delete(point.evaluation)
+    point.program_failures = point.infra_failures = 0
+    point.state = PointState.PENDING
+    point.budget_resets += 1
+
+
+# ---- attempts ------------------------------------------------------------------------------------
+def record_intents(s: Session, experiment_id: int, intents: Iterable[Intent], *,
+                   at: datetime) -> list[int]:
+    """Commit attempts with their unique job names before anything is submitted."""
+    attempts = []
+    for intent in intents:
+        attempt = Attempt(experiment_id=experiment_id, point_id=intent.point_id,
+                          kind=AttemptKind.SETUP if intent.point_id is None else AttemptKind.TRIAL,
+                          number=intent.number, name=intent.name, state=AttemptState.SUBMITTING,
+                          created_at=at, run_dir=intent.run_dir)
+        s.add(attempt)
+        if intent.point_id is not None:
+            point = s.get(Point, intent.point_id)
+            assert point is not None
+            point.state = PointState.ACTIVE
+        attempts.append(attempt)
+    s.flush()
+    return [a.id for a in attempts]
+
+
+def mark_submitted(s: Session, attempt_id: int, job_id: str, *, at: datetime) -> Attempt:
+    row = s.get(Attempt, attempt_id)
+    assert row is not None
+    row.job_id, row.state = job_id, AttemptState.SUBMITTED
+    row.submitted_at = row.submitted_at or at
+    return row
+
+
+def mark_live(s: Session, row: Attempt, status: JobStatus, *, at: datetime) -> None:
+    """A job still in flight changed (pending -> running, another node)."""
+    row.state = AttemptState(status.state.value)
+    row.node = status.node or row.node
+    if status.state is JobState.RUNNING and row.started_at is None:
+        row.started_at = _ts(status.started_at) or at
+
+
+def record_outcome(s: Session, row: Attempt, outcome: Outcome, status: JobStatus | None, *,
+                   budget: Budget, at: datetime) -> None:
+    """Record a terminal attempt and what it means for its point (or the setup job): a value,
+    another try, or a failed point once the budget of that kind of failure is spent."""
+    row.state = outcome.state
+    row.failure_kind = outcome.failure_kind
+    row.reason = outcome.reason
+    if status is not None:
+        row.exit_code = status.exit_code
+        row.node = status.node or row.node
+        row.started_at = row.started_at or _ts(status.started_at)
+        row.ended_at = _ts(status.ended_at) or at
+    else:
+        row.ended_at = at
+    if row.kind == AttemptKind.SETUP:
+        _record_setup_outcome(s, row, outcome, at)
+        return
+    point = row.point
+    assert point is not None
+    if outcome.ok:
+        crash_point("before-evaluation")
+        assert outcome.value is not None
+        s.add(Evaluation(point_id=point.id, value=outcome.value, metrics=outcome.values,
+                         attempt_id=row.id, recorded_at=at))
+        point.state = PointState.DONE
+        add_event(s, row.experiment_id, "evaluated", f"point {point.params} = {outcome.value:.6g}",
+                  {"point": point.key, "value": outcome.value}, at=at)
+        return
+    if outcome.failure_kind == FailureKind.PROGRAM:
+        point.program_failures += 1
+    else:
+        point.infra_failures += 1
+    spent = budget.spent(point.program_failures, point.infra_failures)
+    add_event(s, row.experiment_id, "attempt-failed", f"{row.name}: {outcome.reason}",
+              {"point": point.key, "kind": outcome.failure_kind, "spent": spent}, at=at)
+    if spent:
+        s.add(Evaluation(point_id=point.id, value=None, failure=outcome.reason,
+                         attempt_id=row.id, recorded_at=at))
+        point.state = PointState.FAILED
+        add_event(s, row.experiment_id, "point-failed",
+                  f"point {point.params} failed: {outcome.reason}", {"point": point.key}, at=at)
+    else:
+        point.state = PointState.PENDING
+
+
+def _record_setup_outcome(s: Session, row: Attempt, outcome: Outcome, at: datetime) -> None:
+    if outcome.ok:
+        exp = s.get(Experiment, row.experiment_id)
+        assert exp is not None
+        exp.setup_outputs = {**(outcome.values or {}), "_run_dir": row.run_dir}
+        add_event(s, row.experiment_id, "setup-done", f"setup succeeded: {outcome.values}", at=at)
+        return
+    add_event(s, row.experiment_id, "setup-failed", f"{row.name}: {outcome.reason}", at=at)
+
+
+def cancel_active(s: Session, experiment_id: int, reason: str, *, at: datetime,
+                  found: Mapping[str, str] | None = None) -> Sequence[Attempt]:
+    """Mark every attempt in flight cancelled (after the scheduler cancelled the jobs), and its
+    point with it. ``found``: job ids learnt by name for attempts that had none recorded."""
+    cancelled = Attempt.active(s, experiment_id)
+    for row in cancelled:
+        if row.job_id is None and found:
+            row.job_id = found.get(row.name)
+        row.state, row.reason, row.ended_at = AttemptState.CANCELLED, reason, at
+        if row.point is not None and row.point.state == PointState.ACTIVE:
+            row.point.state = PointState.CANCELLED
+    return cancelled
+
+
+def _ts(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, timezone.utc)

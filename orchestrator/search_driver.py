@@ -1,0 +1,162 @@
+"""Driving the search from the database: rebuild by replay, advance round by round, speculate.
+
+The strategy lives only in memory; what it decided is in the database (points with their round,
+stages). After a restart the strategy is rebuilt by replaying the stored outcomes (see
+``strategies.replay``), which lands it on the round the master was in, so nothing is asked twice.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import func, select
+
+from . import ledger
+from .context import Context
+from .models import Attempt, Evaluation, Point, Stage, parse_point_key, point_key
+from .states import AttemptState, Origin, PointState
+from .strategies import Replay, build_strategy, replay
+
+log = logging.getLogger("orchestrator.master")
+
+Index = tuple[int, ...]
+
+
+class SearchDriver:
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.cap = ctx.config.model.scheduler.cap
+        self._replay: Replay | None = None   # built on the first advance (after the setup job)
+        self._speculated = 0
+
+    @property
+    def replayed(self) -> Replay:
+        if self._replay is None:
+            self.rebuild()
+        assert self._replay is not None
+        return self._replay
+
+    def rebuild(self) -> None:
+        """A fresh strategy brought to where the stored outcomes put it."""
+        strategy = build_strategy(self.ctx.config, self.cap)
+        with self.ctx.read() as s:
+            self._speculated = s.execute(select(func.count()).select_from(Point).where(
+                Point.experiment_id == self.ctx.experiment_id,
+                Point.origin == Origin.SPECULATIVE)).scalar_one()
+        self._replay = replay(strategy, self._outcomes())
+        self._record_stages()
+        if self._replay.current:
+            self._ensure_points(self._replay.current, self._replay.rounds)
+
+    def advance(self) -> None:
+        """Tell the strategy about each completed round and ask for the next."""
+        state = self.replayed
+        outcomes = self._outcomes(state.current)
+        while state.current and all(p in outcomes for p in state.current):
+            state.strategy.tell({p: outcomes[p] for p in state.current})
+            state.current = []
+            self._record_stages()
+            if not self._ask():
+                break
+            outcomes = self._outcomes(state.current)   # speculation may have measured some
+        if not state.current:
+            self._ask()
+
+    def finished(self) -> bool:
+        """The strategy is done and no job it asked for is still in flight."""
+        if not self.replayed.strategy.done:
+            return False
+        with self.ctx.read() as s:
+            return not Attempt.count_active(s, self.ctx.experiment_id, search_only=True)
+
+    def _ask(self) -> bool:
+        """Start the next round; False if the strategy has none (done, or waiting)."""
+        state = self.replayed
+        if state.strategy.done:
+            return False
+        batch = state.strategy.ask()
+        if not batch:
+            return False
+        state.rounds += 1
+        state.current = batch
+        self._ensure_points(batch, state.rounds)
+        return True
+
+    def speculate(self, free: int) -> None:
+        """Fill slots the round leaves idle with points the search ranks as likely next."""
+        config = self.ctx.config.model.search
+        if config.speculation != "on":
+            return
+        state = self.replayed
+        with self.ctx.read() as s:
+            waiting = s.execute(select(func.count()).select_from(Point).where(
+                Point.experiment_id == self.ctx.experiment_id,
+                Point.state == PointState.PENDING)).scalar_one()
+        room = free - waiting
+        if config.speculation_budget is not None:
+            room = min(room, config.speculation_budget - self._speculated)
+        if room <= 0 or state.strategy.done:
+            return
+        candidates = state.strategy.speculate(room + len(state.current))
+        with self.ctx.tx() as s:
+            existing = Point.by_keys(s, self.ctx.experiment_id, [point_key(p) for p in candidates])
+            wanted = [p for p in candidates if point_key(p) not in existing][:room]
+            new = ledger.record_points(s, self.ctx.experiment_id, wanted, round_number=None,
+                                       params_of=self.ctx.config.params_of, at=self.ctx.now())
+            if new:
+                self.ctx.event(s, "speculate", f"prefetching {len(new)} points into idle slots")
+        self._speculated += len(new)
+
+    def progress(self) -> dict[str, Any]:
+        """The line the progress display shows."""
+        with self.ctx.read() as s:
+            counts = dict(s.execute(select(Attempt.state, func.count()).where(
+                Attempt.experiment_id == self.ctx.experiment_id,
+                Attempt.state.in_(AttemptState.ACTIVE)).group_by(Attempt.state)).all())
+            done = s.execute(select(func.count()).select_from(Evaluation).join(Point).where(
+                Point.experiment_id == self.ctx.experiment_id)).scalar_one()
+        state = self._replay
+        best = state.strategy.best if state is not None else None
+        return {
+            "stage": state.strategy.stage if state is not None else None,
+            "round": state.rounds if state is not None else 0,
+            "running": counts.get(AttemptState.RUNNING, 0),
+            "pending": sum(counts.get(k, 0) for k in (AttemptState.SUBMITTING,
+                                                      AttemptState.SUBMITTED,
+                                                      AttemptState.PENDING)),
+            "done": done,
+            "best": None if best is None else best[1],
+        }
+
+    def _outcomes(self, points: list[Index] | None = None) -> dict[Index, float | None]:
+        """Stored outcomes: of the given points (an indexed lookup), or of all (at start)."""
+        query = select(Point.key, Evaluation.value).join(
+            Evaluation, Evaluation.point_id == Point.id).where(
+            Point.experiment_id == self.ctx.experiment_id)
+        if points is not None:
+            query = query.where(Point.key.in_([point_key(p) for p in points]))
+        with self.ctx.read() as s:
+            rows = s.execute(query).all()
+        return {parse_point_key(key): value for key, value in rows}
+
+    def _ensure_points(self, batch: list[Index], round_number: int) -> None:
+        with self.ctx.tx() as s:
+            ledger.record_points(s, self.ctx.experiment_id, batch, round_number=round_number,
+                                 params_of=self.ctx.config.params_of, at=self.ctx.now())
+
+    def _record_stages(self) -> None:
+        stages = self.replayed.strategy.stages
+        if not stages:
+            return
+        with self.ctx.tx() as s:
+            recorded = s.execute(select(func.max(Stage.number)).where(
+                Stage.experiment_id == self.ctx.experiment_id)).scalar() or 0
+            for st in stages:
+                if st.number <= recorded:
+                    continue
+                s.add(Stage(experiment_id=self.ctx.experiment_id, number=st.number,
+                            level=st.level, base=list(st.base), points=[list(p) for p in st.points],
+                            best=None if st.best is None else list(st.best),
+                            best_value=st.best_value, moved=st.moved, recorded_at=self.ctx.now()))
+                self.ctx.event(s, "stage", f"stage {st.number} (level {st.level}) done: "
+                               f"{len(st.points)} points, best {st.best_value}")
