@@ -42,6 +42,8 @@ from .setup_job import Failed, SetupJob, SetupOutputs
 from .states import ExperimentState
 from .store import create_schema, make_engine, schema_problem, session_factory
 from .submit import Submitter
+from .guards import DatabaseWatch, refuse_new_over_old_runs, refuse_unsafe_change
+from .workdir import PrivateLogHandler, WorkDirUnsafe, check_work_dir, probe_writable
 
 __all__ = ["Master", "MasterError", "describe_change"]
 
@@ -87,6 +89,7 @@ class Master:
             engine = self._open_engine()
             sessions = session_factory(engine)
             experiment_id, state, instance = self._open(engine, sessions)
+            watch = DatabaseWatch(self.config)
             self._setup_logging()
             if state == ExperimentState.FINISHED:
                 with sessions() as s:
@@ -103,7 +106,7 @@ class Master:
             ctx = Context(self.config, sessions, experiment_id, instance, lease.holder,
                           self.clock, self.sleep)
             try:
-                return self._run_claimed(ctx, lease.took_over)
+                return self._run_claimed(ctx, lease.took_over, lambda: watch.check(engine))
             except LeaseLost:
                 log.warning("lease lost: another master took over; exiting without writing")
                 self.progress.message("another master took over this experiment; exiting")
@@ -122,7 +125,8 @@ class Master:
             if engine is not None:
                 engine.dispose()
 
-    def _run_claimed(self, ctx: Context, took_over: bool) -> int:
+    def _run_claimed(self, ctx: Context, took_over: bool, check_database: Callable[[], None]
+                     ) -> int:
         with self._signals():
             with ctx.tx() as s:
                 ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.RUNNING,
@@ -136,6 +140,7 @@ class Master:
             while True:
                 self.cycles += 1
                 crash_point("cycle")
+                check_database()
                 if self._check_stop(crew):
                     break
                 crew.reconciler.poll()
@@ -171,12 +176,14 @@ class Master:
     def _open_engine(self) -> Engine:
         cfg = self.config
         try:
+            check_work_dir(cfg.work_dir)
+        except WorkDirUnsafe as exc:
+            raise MasterError(str(exc), exitcodes.USAGE) from None
+        try:
             if not cfg.work_dir.exists():
                 cfg.work_dir.mkdir(parents=True, mode=0o700)
                 os.chmod(cfg.work_dir, 0o700)
-            probe = cfg.work_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
+            probe_writable(cfg.work_dir)
         except OSError as exc:
             raise MasterError(f"work directory {cfg.work_dir} is not writable: "
                               f"{exc.strerror or exc}", exitcodes.USAGE) from None
@@ -215,6 +222,7 @@ class Master:
         with sessions.begin() as s:
             exps = s.execute(select(Experiment)).scalars().all()
             if not exps:
+                refuse_new_over_old_runs(cfg)
                 exp = Experiment(name=cfg.name, fingerprint=self.fingerprint,
                                  instance=uuid.uuid4().hex[:8],
                                  definition=definition, settings=settings, created_at=now)
@@ -227,7 +235,14 @@ class Master:
                 raise MasterError(f"database {cfg.database_url} belongs to experiment "
                                   f"{exp.name!r}, not {cfg.name!r}", exitcodes.USAGE)
             if exp.fingerprint != self.fingerprint:
-                raise MasterError(describe_change(exp.definition, definition, cfg), exitcodes.USAGE)
+                changed = cfg.search_changes(exp.definition)
+                if changed:
+                    raise MasterError(describe_change(changed, cfg), exitcodes.USAGE)
+                # Equal as a search (1 and 1.0, a seed no strategy reads): keep the new form.
+                exp.fingerprint, exp.definition = self.fingerprint, definition
+                ledger.add_event(s, exp.id, "definition-rewritten", "search definition "
+                                 "rewritten in an equal form; accepted", at=now)
+            refuse_unsafe_change(s, exp, settings, cfg)
             if exp.settings != settings:
                 exp.settings = settings
                 ledger.add_event(s, exp.id, "config-changed",
@@ -270,11 +285,10 @@ class Master:
         path = self.config.work_dir / "master.log"
         root = logging.getLogger("orchestrator")
         if not any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
-            handler = logging.FileHandler(path, encoding="utf-8")
+            handler = PrivateLogHandler(path, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             root.addHandler(handler)
             root.setLevel(logging.INFO)
-            os.chmod(path, 0o600)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), timezone.utc)
@@ -350,8 +364,7 @@ class _Claim:
     took_over: bool
 
 
-def describe_change(old: dict[str, Any], new: dict[str, Any], config: Config) -> str:
-    changed = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+def describe_change(changed: list[str], config: Config) -> str:
     return (f"{config.path}: the search definition changed since the experiment started "
             f"({', '.join(changed)}); a changed space or objective is a new experiment: "
             f"give it another experiment.name or work_dir")

@@ -17,11 +17,13 @@ a link to elsewhere. So:
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 from pathlib import Path
+from typing import TextIO
 
-TOP_FILES = ("state.db", "master.log", "master.pid", "master.out")
+TOP_FILES = ("state.db", "master.log", "master.pid", "master.out", ".write-test")
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
@@ -41,7 +43,7 @@ def check_work_dir(path: Path) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISDIR(info.st_mode):
-        raise WorkDirUnsafe(f"work directory {path} is not a directory")
+        raise WorkDirUnsafe(f"work directory {path} is not writable: not a directory")
     if info.st_uid != os.geteuid():
         raise WorkDirUnsafe(f"work directory {path} belongs to uid {info.st_uid}, not to you "
                             f"(uid {os.geteuid()}); use a directory of your own")
@@ -104,3 +106,19 @@ def open_append_private(path: Path) -> int:
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW, 0o600)
     os.fchmod(fd, 0o600)
     return fd
+
+
+def probe_writable(path: Path) -> None:
+    """Create and remove a file in ``path`` (OSError if it cannot be written), through no link."""
+    probe = path / ".write-test"
+    probe.unlink(missing_ok=True)
+    os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
+    probe.unlink()
+
+
+class PrivateLogHandler(logging.FileHandler):
+    """A FileHandler whose file is owner-only and never reached through a symbolic link."""
+
+    def _open(self) -> TextIO:
+        fd = open_append_private(Path(self.baseFilename))
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
