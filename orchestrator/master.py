@@ -30,6 +30,7 @@ from scheduler_adapters.base import Scheduler
 
 from . import exitcodes, ledger
 from .config import Config
+from .background import Interrupted, run_keeping_lease
 from .context import Context, MasterError
 from .faults import crash_point
 from .lease import LeaseHeld, LeaseHolder, LeaseLost
@@ -66,8 +67,10 @@ class Master:
     def __init__(self, config: Config, *, scheduler: Scheduler | None = None,
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] | None = None,
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None,
+                 on_claimed: Callable[[], None] | None = None) -> None:
         self.config = config
+        self.on_claimed = on_claimed         # called once this process holds the lease
         self.clock = clock
         self._wake = threading.Event()
         self.sleep: Callable[[float], None] = sleep or self._wait
@@ -84,6 +87,10 @@ class Master:
     # ---- life cycle ------------------------------------------------------------------------------
     def run(self) -> int:
         """Start or resume the experiment; return the process exit code."""
+        with self._signals():        # from the first instant: a SIGTERM always stops cleanly
+            return self._run()
+
+    def _run(self) -> int:
         engine: Engine | None = None
         try:
             engine = self._open_engine()
@@ -102,7 +109,12 @@ class Master:
                 raise MasterError(f"experiment {self.config.name!r} is {state}"
                                   f"{': ' + message if message else ''}; "
                                   "start a new one with another name or work_dir")
+            if self.stopping:
+                self.progress.message(f"master stopped ({self.stopping}) before it started")
+                return exitcodes.OK
             lease = self._claim(sessions, experiment_id)
+            if self.on_claimed is not None:
+                self.on_claimed()
             ctx = Context(self.config, sessions, experiment_id, instance, lease.holder,
                           self.clock, self.sleep)
             try:
@@ -127,40 +139,57 @@ class Master:
 
     def _run_claimed(self, ctx: Context, took_over: bool, check_database: Callable[[], None]
                      ) -> int:
-        with self._signals():
-            with ctx.tx() as s:
-                ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.RUNNING,
-                                            at=ctx.now())
-                ctx.event(s, "master-start", f"master pid {os.getpid()} started",
-                          {"takeover": took_over})
-            crew = self._assemble(ctx)   # builds the scheduler: a bad option fails before work
-            crew.reconciler.poll()       # reconcile every unfinished attempt before submitting
-            if crew.outputs.ready():
-                crew.search.rebuild()
-            while True:
-                self.cycles += 1
-                crash_point("cycle")
-                check_database()
-                if self._check_stop(crew):
+        with ctx.tx() as s:
+            ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.RUNNING,
+                                        at=ctx.now())
+            ctx.event(s, "master-start", f"master pid {os.getpid()} started",
+                      {"takeover": took_over})
+        crew = self._assemble(ctx)   # builds the scheduler: a bad option fails before work
+        crew.reconciler.poll()       # reconcile every unfinished attempt before submitting
+        if crew.outputs.ready() and not self._search_step(ctx, crew.search.rebuild):
+            return self._stopped(ctx)
+        while True:
+            self.cycles += 1
+            crash_point("cycle")
+            check_database()
+            if self._check_stop(crew):
+                break
+            crew.reconciler.poll()
+            if crew.setup is not None and not crew.outputs.ready():
+                if isinstance(failed := crew.setup.advance(), Failed):
+                    self._release(ctx)
+                    self.progress.message(f"experiment failed: {failed.message}")
+                    return exitcodes.ERROR
+            else:
+                if not self._search_step(ctx, crew.search.advance):
                     break
-                crew.reconciler.poll()
-                if crew.setup is not None and not crew.outputs.ready():
-                    if isinstance(failed := crew.setup.advance(), Failed):
-                        self._release(ctx)
-                        self.progress.message(f"experiment failed: {failed.message}")
-                        return exitcodes.ERROR
-                else:
-                    crew.search.advance()
-                    if crew.search.finished():
-                        self._finish(crew)
-                        return exitcodes.OK
-                crew.submitter.fill(crew.search.speculate if crew.outputs.ready() else None)
-                self.progress.update(crew.search.progress())
-                ctx.sleep(crew.reconciler.poll_interval())
+                if crew.search.finished():
+                    self._finish(crew)
+                    return exitcodes.OK
+            crew.submitter.fill(crew.search.speculate if crew.outputs.ready() else None)
+            self.progress.update(crew.search.progress())
+            ctx.sleep(crew.reconciler.poll_interval())
+        return self._stopped(ctx)
+
+    def _stopped(self, ctx: Context) -> int:
         self._release(ctx)
         self.progress.message(f"master stopped ({self.stopping}); jobs keep running; "
                               f"`start` resumes the experiment")
         return exitcodes.OK
+
+    def _search_step(self, ctx: Context, step: Callable[[], None]) -> bool:
+        """Run a search step while the lease is renewed; False if a stop came first."""
+        def renew() -> None:
+            with ctx.tx():
+                pass                  # the lease check in every transaction renews it
+        lease_timeout = self.config.model.experiment.lease_timeout
+        try:
+            run_keeping_lease(step, renew=renew, stopping=lambda: self.stopping is not None,
+                              renew_every=min(self.config.model.scheduler.poll_interval,
+                                              lease_timeout / 4))
+        except Interrupted:
+            return False
+        return True
 
     def _assemble(self, ctx: Context) -> Crew:
         if self._scheduler is None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import exitcodes
 from .cli import CliError, command
 from .config import Config, load_config
+from .workdir import WorkDirUnsafe, check_work_dir, open_append_private, write_private_at
+
+PID_FILE = "master.pid"
 
 
 def _start_args(p: argparse.ArgumentParser) -> None:
@@ -27,10 +31,10 @@ def start(args: argparse.Namespace) -> int:
     return _run(config, quiet=args.quiet)
 
 
-def _run(config: Config, *, quiet: bool) -> int:
+def _run(config: Config, *, quiet: bool, on_claimed: Callable[[], None] | None = None) -> int:
     from .master import Master, MasterError
     from .progress import Progress
-    master = Master(config, progress=Progress(sys.stderr, quiet=quiet))
+    master = Master(config, progress=Progress(sys.stderr, quiet=quiet), on_claimed=on_claimed)
     try:
         return master.run()
     except MasterError as exc:
@@ -40,9 +44,15 @@ def _run(config: Config, *, quiet: bool) -> int:
 
 
 def _detach(config: Config, *, quiet: bool) -> int:
-    """Daemonize (double fork, new session), then run the master as usual in the grandchild."""
+    """Daemonize (double fork, new session), then run the master as usual in the grandchild.
+    The pid file is written once the daemon holds the lease: a second ``start --detach`` (cron's)
+    that finds a master running leaves that master's pid file alone."""
+    try:
+        check_work_dir(config.work_dir)
+    except WorkDirUnsafe as exc:
+        raise CliError(str(exc)) from None
     config.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pid_file = config.work_dir / "master.pid"
+    pid_file = config.work_dir / PID_FILE
     out_file = config.work_dir / "master.out"
     read_end, write_end = os.pipe()
     if os.fork() > 0:                       # the original process: report the daemon's pid
@@ -56,16 +66,15 @@ def _detach(config: Config, *, quiet: bool) -> int:
     os.setsid()
     if os.fork() > 0:
         os._exit(0)
-    fd = os.open(out_file, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+    fd = open_append_private(out_file)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    _write_pid(pid_file)
     os.write(write_end, str(os.getpid()).encode())
     os.close(write_end)
     try:
-        code = _run(config, quiet=True)
+        code = _run(config, quiet=True, on_claimed=lambda: _write_pid(config.work_dir))
     except CliError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         code = exc.code
@@ -75,9 +84,9 @@ def _detach(config: Config, *, quiet: bool) -> int:
     os._exit(code)
 
 
-def _write_pid(path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{os.getpid()}\n")
-    os.replace(tmp, path)
+def _write_pid(work_dir: Path) -> None:
+    directory = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        write_private_at(directory, PID_FILE, f"{os.getpid()}\n")
+    finally:
+        os.close(directory)

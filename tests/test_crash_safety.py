@@ -238,6 +238,9 @@ def test_detach_and_stop(write_config, cli, tmp_path):
     proc = cli("start", str(path), "--detach")
     assert proc.returncode == 0 and "pid" in proc.stdout
     pid_file = tmp_path / "work" / "master.pid"
+    deadline = time.time() + 20
+    while not pid_file.exists() and time.time() < deadline:
+        time.sleep(0.05)                      # written once the daemon holds the lease
     pid = int(pid_file.read_text())
     os.kill(pid, 0)
     db = tmp_path / "work" / "state.db"
