@@ -127,6 +127,7 @@ class JobSection(Strict):
     time_limit: Finite | None = Field(default=None, gt=0, le=366 * DAY)   # seconds
     retries: int = Field(default=2, ge=0)                  # program failures tolerated per point
     infra_retries: int = Field(default=5, ge=0)            # node failures, vanished jobs, ...
+    continuations: int = Field(default=0, ge=0, le=1000)   # runs after the first, per attempt
     cpus: int = Field(default=1, ge=1)
     gpus: int = Field(default=0, ge=0)
     env: dict[str, str] = Field(default_factory=dict)

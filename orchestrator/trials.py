@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.result import PARAMS_FILE, RESULT_FILE, Env
+from jobs.result import CHECKPOINT_DIR, PARAMS_FILE, RESULT_FILE, Env
 from scheduler_adapters.base import JobSpec
 
 from .config import SETUP_PREFIX, Config, JobSection
-from .workdir import open_private_dir, write_private_at
+from .workdir import make_private_dir_at, open_private_dir, set_aside_at, write_private_at
 
 SAFE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -37,6 +37,15 @@ def job_name(config: Config, instance: str, what: str, attempt: int) -> str:
     return name
 
 
+def continuation_name(first: str, continuation: int) -> str:
+    """The job name of an attempt's ``continuation``-th continuation (first: its first run's)."""
+    suffix = f"-c{continuation}"
+    if len(first) + len(suffix) <= MAX_JOB_NAME:
+        return first + suffix
+    return first[:MAX_JOB_NAME - len(suffix) - 17] + "-" + hashlib.sha256(
+        first.encode()).hexdigest()[:16] + suffix
+
+
 def run_dir_for(config: Config, what: str, attempt: int) -> Path:
     return config.work_dir / "trials" / what / f"attempt-{attempt}"
 
@@ -52,13 +61,17 @@ def setup_values(outputs: dict[str, Any] | None) -> dict[str, str]:
 
 def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path, attempt: int,
                params: dict[str, Any], setup_outputs: dict[str, Any] | None,
-               setup_dir: Path | None) -> JobSpec:
+               setup_dir: Path | None, continuation: int = 0) -> JobSpec:
     """Prepare the run directory and describe the job. Raises OSError if the disk refuses,
     ValueError if the job cannot be described (RunDirRedirected: a link where the run directory
-    should be)."""
+    should be). A continuation runs in the same directory: the previous run's result file is
+    kept aside as ``result.unfinished-N.json`` and the checkpoint directory stays."""
     directory = open_private_dir(run_dir, config.work_dir)
     try:
         write_private_at(directory, PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
+        make_private_dir_at(directory, CHECKPOINT_DIR)
+        if continuation:
+            set_aside_at(directory, RESULT_FILE, f"result.unfinished-{continuation - 1}.json")
     finally:
         os.close(directory)
     result_file = run_dir / RESULT_FILE
@@ -85,6 +98,8 @@ def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path,
         Env.RESULT_FILE: str(result_file),
         Env.RUN_DIR: str(run_dir),
         Env.ATTEMPT: str(attempt),
+        Env.CHECKPOINT_DIR: str(run_dir / CHECKPOINT_DIR),
+        Env.CONTINUATION: str(continuation),
         Env.EXPERIMENT: config.name,
         Env.CPUS: str(section.cpus),
         Env.GPUS: str(section.gpus),

@@ -101,6 +101,23 @@ def write_private_at(dir_fd: int, name: str, text: str) -> None:
     os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
+def make_private_dir_at(dir_fd: int, name: str) -> None:
+    """Create the directory ``name`` in ``dir_fd`` owner-only if missing; refuse a link there."""
+    try:
+        os.mkdir(name, 0o700, dir_fd=dir_fd)
+    except FileExistsError:
+        pass
+    os.close(os.open(name, DIR_FLAGS, dir_fd=dir_fd))    # ELOOP or ENOTDIR if not a directory
+
+
+def set_aside_at(dir_fd: int, name: str, new_name: str) -> None:
+    """Rename ``name`` in ``dir_fd`` (a link is renamed, not followed), if it is there."""
+    try:
+        os.rename(name, new_name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass
+
+
 def open_append_private(path: Path) -> int:
     """Open a log file for appending, owner-only, refusing a symbolic link at ``path``."""
     fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW, 0o600)

@@ -1,0 +1,88 @@
+"""Trials longer than a job may run: checkpoint, continue, and the last run's result counts."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+CHECKPOINTING = "{python} -m jobs.examples.checkpointing --center x=1"
+
+
+def attempts(db: Path) -> list[tuple]:
+    return sqlite3.connect(db).execute(
+        "select a.number, a.name, a.state, a.failure_kind, a.reason from attempts a "
+        "order by a.id").fetchall()
+
+
+def point_row(db: Path) -> tuple:
+    return sqlite3.connect(db).execute(
+        "select p.state, p.program_failures, p.infra_failures, e.value, e.metrics from points p "
+        "left join evaluations e on e.point_id = p.id").fetchone()
+
+
+def continued_config(write_config, command: str, *, time_limit: float | str = "1e6",
+                     continuations: int = 5, retries: int = 0):
+    path = write_config(parameters="x = { values = [3] }", time_limit=time_limit,
+                        retries=retries, command=command)
+    path.write_text(path.read_text().replace(f"retries = {retries}\n",
+                                             f"retries = {retries}\ncontinuations = {continuations}\n", 1))
+    return path
+
+
+def test_a_trial_ended_by_its_time_limit_continues_from_its_checkpoint(write_config, cli, tmp_path):
+    path = continued_config(write_config, f"{CHECKPOINTING} --steps 10 --step-seconds 0.4",
+                            time_limit=2)
+    proc = cli("start", str(path))
+    assert proc.returncode == 0, proc.stderr
+    db = tmp_path / "work" / "state.db"
+    rows = attempts(db)
+    assert len(rows) >= 3                                  # 4 s of work in 2 s jobs
+    assert [r[2] for r in rows] == ["continued"] * (len(rows) - 1) + ["succeeded"]
+    assert all(r[0] == 1 for r in rows)                    # one attempt, several runs
+    assert rows[0][4] == "time limit reached with a checkpoint"
+    assert rows[1][1] == rows[0][1] + "-c1"
+    state, program, infra, value, metrics = point_row(db)
+    assert (state, program, infra, value) == ("done", 0, 0, 4.0)   # neither budget charged
+    metrics = json.loads(metrics)
+    assert metrics["steps"] == 10 and metrics["runs"] == len(rows)
+    assert metrics["continuation"] == len(rows) - 1
+    run_dir = tmp_path / "work" / "trials" / "p0" / "attempt-1"
+    assert (run_dir / "checkpoint" / "progress.json").exists()
+    assert oct((run_dir / "checkpoint").stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_trial_that_hands_over_is_continued(write_config, cli, tmp_path):
+    path = continued_config(write_config, f"{CHECKPOINTING} --steps 7 --step-seconds 0.01 "
+                                          "--steps-per-run 3")
+    assert cli("start", str(path)).returncode == 0
+    db = tmp_path / "work" / "state.db"
+    rows = attempts(db)
+    assert [r[2] for r in rows] == ["continued", "continued", "succeeded"]
+    assert rows[0][4] == "the trial reported it is not finished"
+    run_dir = tmp_path / "work" / "trials" / "p0" / "attempt-1"
+    assert sorted(p.name for p in run_dir.glob("result*.json")) == [
+        "result.json", "result.unfinished-0.json", "result.unfinished-1.json"]
+    assert json.loads(point_row(db)[4])["runs"] == 3
+
+
+def test_continuations_are_bounded(write_config, cli, tmp_path):
+    path = continued_config(write_config, f"{CHECKPOINTING} --steps 10 --step-seconds 0.01 "
+                                          "--steps-per-run 2", continuations=1)
+    assert cli("start", str(path)).returncode == 0
+    db = tmp_path / "work" / "state.db"
+    rows = attempts(db)
+    assert [r[2] for r in rows] == ["continued", "failed"]
+    assert rows[1][3] == "program"
+    assert "not continued: 1 continuations used (continuations = 1)" in rows[1][4]
+    assert point_row(db)[:2] == ("failed", 1)
+
+
+def test_a_time_limit_without_checkpoint_is_still_a_failure(write_config, cli, tmp_path):
+    path = continued_config(write_config, "{python} -m jobs.examples.synthetic --sleep 30",
+                            time_limit=1)
+    assert cli("start", str(path)).returncode == 0
+    rows = attempts(tmp_path / "work" / "state.db")
+    assert [(r[2], r[3]) for r in rows] == [("timeout", "program")]
