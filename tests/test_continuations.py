@@ -86,3 +86,28 @@ def test_a_time_limit_without_checkpoint_is_still_a_failure(write_config, cli, t
     assert cli("start", str(path)).returncode == 0
     rows = attempts(tmp_path / "work" / "state.db")
     assert [(r[2], r[3]) for r in rows] == [("timeout", "program")]
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_real_slurm_walltime_is_continued_from_the_checkpoint(write_config, cli, tmp_path):
+    """sbatch --time=1 (Slurm's minimum): 100 s of work needs a second job, continued from
+    the first one's checkpoint after Slurm ended it with TIMEOUT."""
+    if not os.environ.get("SLURM_CONF"):
+        if os.environ.get("REQUIRE_SLURM") == "1":
+            pytest.fail("REQUIRE_SLURM=1 but Slurm is not running (scripts/slurm-start.sh)")
+        pytest.skip("no Slurm: eval \"$(bash scripts/slurm-start.sh)\" to run this")
+    path = continued_config(write_config, f"{CHECKPOINTING} --steps 100 --step-seconds 1",
+                            time_limit=60, continuations=3)
+    path.write_text(path.read_text().replace('kind = "local"', 'kind = "slurm"')
+                    .replace("poll_interval = 0.1", 'poll_interval = 1\noptions = { partition = '
+                             f'"{os.environ.get("LOCAL_SLURM_PARTITION", "debug")}" }}'))
+    proc = cli("start", str(path), timeout=400)
+    assert proc.returncode == 0, proc.stderr
+    db = tmp_path / "work" / "state.db"
+    rows = attempts(db)
+    assert [r[2] for r in rows][0] == "continued" and rows[-1][2] == "succeeded"
+    assert rows[0][4] == "time limit reached with a checkpoint"
+    state, program, infra, value, metrics = point_row(db)
+    assert (state, program, infra, value) == ("done", 0, 0, 4.0)
+    assert json.loads(metrics)["steps"] == 100 and json.loads(metrics)["runs"] == len(rows)
