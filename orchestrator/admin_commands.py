@@ -26,7 +26,7 @@ from . import exitcodes, ledger, queries
 from .cli import CliError, command
 from .config import Config, load_config
 from .lease import request_stop
-from .models import Attempt, Experiment, Point, utcnow
+from .models import Attempt, Experiment, Point, point_key, utcnow
 from .states import ExperimentState, PointState
 from .schedulers import build_scheduler
 from .store import make_engine, retry_locked, session_factory, sqlite_path
@@ -233,7 +233,7 @@ def point_key_of(spec: str, definition: dict[str, Any]) -> str:
         if len(index) != len(order) or not inside:
             raise CliError(f"point {spec!r} is not an index of the grid "
                            f"({' x '.join(str(len(values[n])) for n in order)})")
-        return ",".join(map(str, index))
+        return point_key(index)
     given: dict[str, str] = {}
     for part in spec.split(","):
         name, sep, text = part.partition("=")
@@ -251,7 +251,7 @@ def point_key_of(spec: str, definition: dict[str, Any]) -> str:
             raise CliError(f"point {spec!r}: {given[name]} is not a value of {name} "
                            f"({', '.join(map(str, values[name]))})")
         index.append(hit)
-    return ",".join(map(str, index))
+    return point_key(index)
 
 
 @command("retry", "give a failed point a new budget (the master must be stopped)", _retry_args)

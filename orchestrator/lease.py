@@ -18,6 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .files import process_start_time
 from .models import Lease, utcnow
 
 
@@ -27,16 +28,6 @@ class LeaseHeld(Exception):
 
 class LeaseLost(Exception):
     """This master's lease was taken over; it must stop without writing."""
-
-
-def process_start_time(pid: int) -> float | None:
-    """Start time of a process in clock ticks since boot (Linux), to detect pid reuse."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return float(fields[19])
-    except (OSError, IndexError, ValueError):
-        return None
 
 
 def process_alive(pid: int, started: float | None) -> bool:

@@ -10,7 +10,8 @@ from pathlib import Path
 from . import exitcodes
 from .cli import CliError, command
 from .config import Config, load_config
-from .workdir import WorkDirUnsafe, check_work_dir, open_append_private, write_private_at
+from .files import write_atomic
+from .workdir import WorkDirUnsafe, check_work_dir, open_append_private
 
 PID_FILE = "master.pid"
 
@@ -85,8 +86,4 @@ def _detach(config: Config, *, quiet: bool) -> int:
 
 
 def _write_pid(work_dir: Path) -> None:
-    directory = os.open(work_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-    try:
-        write_private_at(directory, PID_FILE, f"{os.getpid()}\n")
-    finally:
-        os.close(directory)
+    write_atomic(work_dir / PID_FILE, f"{os.getpid()}\n")

@@ -4,7 +4,7 @@ The result file wins over the scheduler's word whenever it is valid and the prog
 report failure itself: a job that wrote its result and then vanished, or whose node died after
 the atomic rename, still measured its point. Nothing valid is ever thrown away.
 
-A trial that did not finish is continued rather than failed (``state = "continued"``, with the
+A trial that did not finish is continued rather than failed (state ``CONTINUED``, with the
 outcome it would otherwise have as ``instead``): it reported ``{"_unfinished": true}``, or its
 job ended at the time limit or was preempted while its checkpoint directory holds something.
 Whether a continuation is still allowed is the ledger's decision (``trial.continuations``).
@@ -20,8 +20,10 @@ from jobs.result import (CHECKPOINT_DIR, RESULT_FILE, ResultError, is_unfinished
                          read_result_object)
 from scheduler_adapters.base import JobState, JobStatus
 
-PROGRAM = "program"
-INFRA = "infra"
+from .states import AttemptState, FailureKind
+
+PROGRAM = FailureKind.PROGRAM
+INFRA = FailureKind.INFRA
 
 # States in which a valid result file is still trusted.
 RESULT_TRUSTED = (JobState.SUCCEEDED, JobState.UNKNOWN, JobState.NODE_FAIL, JobState.CANCELLED)
@@ -29,10 +31,10 @@ RESULT_TRUSTED = (JobState.SUCCEEDED, JobState.UNKNOWN, JobState.NODE_FAIL, JobS
 
 @dataclass(frozen=True)
 class Outcome:
-    state: str                      # the attempt's final state
+    state: AttemptState             # the attempt's final state
     value: float | None = None      # set on success of a trial
     values: dict[str, Any] | None = None
-    failure_kind: str | None = None
+    failure_kind: FailureKind | None = None
     reason: str | None = None
     instead: Outcome | None = None  # a continuation's outcome should no continuation be allowed
 
@@ -58,7 +60,7 @@ def judge(status: JobStatus, run_dir: Path, objective_key: str | None) -> Outcom
     reason = _unfinished_reason(status, run_dir)
     if reason is None:
         return plain
-    return Outcome(state="continued", reason=reason, instead=plain)
+    return Outcome(state=AttemptState.CONTINUED, reason=reason, instead=plain)
 
 
 def _unfinished_reason(status: JobStatus, run_dir: Path) -> str | None:
@@ -88,29 +90,29 @@ def _judge(status: JobStatus, run_dir: Path, objective_key: str | None) -> Outco
         try:
             if objective_key is None:
                 values = read_result_object(result_path)
-                return Outcome(state="succeeded", values=values)
+                return Outcome(state=AttemptState.SUCCEEDED, values=values)
             value, values = read_result(result_path, objective_key)
-            return Outcome(state="succeeded", value=value, values=values)
+            return Outcome(state=AttemptState.SUCCEEDED, value=value, values=values)
         except ResultError as exc:
             result_problem = str(exc)
         if status.state is JobState.SUCCEEDED:
-            return Outcome(state="failed", failure_kind=PROGRAM, reason=result_problem)
+            return Outcome(state=AttemptState.FAILED, failure_kind=PROGRAM, reason=result_problem)
     state = status.state
     if state is JobState.FAILED:
         code = "" if status.exit_code is None else f" with exit code {status.exit_code}"
         detail = None if status.reason and status.reason.startswith("exit code") else status.reason
-        return Outcome(state="failed", failure_kind=PROGRAM,
+        return Outcome(state=AttemptState.FAILED, failure_kind=PROGRAM,
                        reason=_join(f"program exited{code}", detail))
     if state is JobState.TIMEOUT:
-        return Outcome(state="timeout", failure_kind=PROGRAM,
+        return Outcome(state=AttemptState.TIMEOUT, failure_kind=PROGRAM,
                        reason=_join("time limit exceeded", status.reason))
     if state is JobState.NODE_FAIL:
-        return Outcome(state="node_fail", failure_kind=INFRA,
+        return Outcome(state=AttemptState.NODE_FAIL, failure_kind=INFRA,
                        reason=_join("node failure or preemption", status.reason))
     if state is JobState.CANCELLED:
-        return Outcome(state="cancelled", failure_kind=INFRA,
+        return Outcome(state=AttemptState.CANCELLED, failure_kind=INFRA,
                        reason=_join("cancelled outside the master", status.reason))
-    return Outcome(state="unknown", failure_kind=INFRA,
+    return Outcome(state=AttemptState.UNKNOWN, failure_kind=INFRA,
                    reason=_join("job vanished from the scheduler (not in queue nor history)", status.reason))
 
 

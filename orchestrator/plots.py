@@ -9,10 +9,12 @@ from typing import Any
 
 from . import exitcodes
 from .cli import CliError
+from .states import AttemptState
 
 FILES = ("objective.png", "timeline.png", "utilisation.png")
 FAILED_STATES_COLOUR = "#d62728"
-COLOURS = {"succeeded": "#2ca02c", "running": "#1f77b4", "cancelled": "#ff7f0e"}
+COLOURS = {AttemptState.SUCCEEDED: "#2ca02c", AttemptState.RUNNING: "#1f77b4",
+           AttemptState.CANCELLED: "#ff7f0e"}
 QUEUED_COLOUR = "#c7c7c7"
 
 
@@ -137,7 +139,7 @@ def timeline(plt: Any, data: dict[str, Any]) -> Any:
             seen.add("queued")
         if a["started"] is None:
             continue
-        key = "failed" if a["failure"] else a["state"]
+        key = AttemptState.FAILED if a["failure"] else a["state"]
         colour = FAILED_STATES_COLOUR if a["failure"] else COLOURS.get(a["state"], "#9467bd")
         ax.barh(lane, max(end - run_from, 0.0) / scale, left=run_from / scale, height=0.7,
                 color=colour, label=None if key in seen else key)

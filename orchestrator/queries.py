@@ -19,8 +19,8 @@ from .cli import CliError
 from .config import load_config
 from .lease import heartbeat_age, process_alive
 from .models import (Attempt, Evaluation, Event, Experiment, Lease, Point,
-                     Stage)
-from .states import AttemptState, ExperimentState
+                     Stage, point_key)
+from .states import AttemptState, ExperimentState, PointState
 from .store import read_session, retry_locked, sqlite_path
 
 T = TypeVar("T")
@@ -77,10 +77,6 @@ def iso(dt: datetime | None) -> str | None:
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _better(minimize: bool) -> Callable[[float, float], bool]:
-    return (lambda a, b: a < b) if minimize else (lambda a, b: a > b)
 
 
 def minimizes(exp: Experiment) -> bool:
@@ -246,7 +242,7 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
     uses_stages = exp.definition.get("strategy") == "dsice"
     stage = _current_stage(exp, last_stage, finished) if uses_stages else None
     base = stage["base"] if stage else None
-    base_key = None if base is None else ",".join(str(i) for i in base)
+    base_key = None if base is None else point_key(base)
     done_points = len(rows)
     return {
         "experiment": exp.name,
@@ -258,9 +254,9 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
         "best": best_of(rows, minimize),
         "evaluations": sum(ev.value is not None for _, ev in rows),
         "failed_points": sum(ev.value is None for _, ev in rows),
-        "running": counts.get("running", 0),
-        "pending": sum(counts.get(k, 0) for k in ("submitting", "submitted", "pending"))
-                   + point_counts.get("pending", 0),
+        "running": counts.get(AttemptState.RUNNING, 0),
+        "pending": sum(counts.get(k, 0) for k in AttemptState.ACTIVE - {AttemptState.RUNNING})
+                   + point_counts.get(PointState.PENDING, 0),
         "attempts": len(attempts),
         "attempts_by_state": counts,
         "points_by_state": point_counts,
@@ -321,7 +317,7 @@ def stages(s: Session, exp: Experiment) -> list[dict[str, Any]]:
         out.append({
             "number": st.number, "level": st.level, "base": st.base,
             "base_params": params_of(exp, st.base),
-            "base_value": None if st.base is None else values.get(",".join(map(str, st.base))),
+            "base_value": None if st.base is None else values.get(point_key(st.base)),
             "points": len(st.points), "best": st.best, "best_params": params_of(exp, st.best),
             "best_value": st.best_value, "moved": st.moved, "duration_s": duration,
             "recorded_at": iso(st.recorded_at)})

@@ -218,7 +218,8 @@ def build_report(config: Config, options: SimulateSection, master: Master,
                  scheduler: SimulatedScheduler) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from .models import Attempt, Evaluation, Experiment, Point, Stage
+    from .models import Attempt, Evaluation, Experiment, Point, Stage, parse_point_key
+    from .states import AttemptKind
     from .store import make_engine, session_factory
     from .strategies import build_strategy, replay
     engine = make_engine(config.database_url)
@@ -227,9 +228,9 @@ def build_report(config: Config, options: SimulateSection, master: Master,
             exp = s.execute(select(Experiment)).scalar_one()
             stages = s.execute(select(Stage).order_by(Stage.number)).scalars().all()
             attempts = s.execute(select(func.count()).select_from(Attempt).where(
-                Attempt.kind == "trial")).scalar_one()
+                Attempt.kind == AttemptKind.TRIAL)).scalar_one()
             reruns = s.execute(select(func.count()).select_from(Attempt).where(
-                Attempt.kind == "trial", Attempt.number > 1)).scalar_one()
+                Attempt.kind == AttemptKind.TRIAL, Attempt.number > 1)).scalar_one()
             measured = s.execute(select(Point.key, Evaluation.value).join(
                 Evaluation, Evaluation.point_id == Point.id)).all()
     finally:
@@ -247,7 +248,7 @@ def build_report(config: Config, options: SimulateSection, master: Master,
                          "start_hours": _hours((previous - start).total_seconds()),
                          "end_hours": _hours((st.recorded_at - start).total_seconds())})
         previous = st.recorded_at
-    outcomes = {tuple(int(i) for i in key.split(",")): value for key, value in measured}
+    outcomes = {parse_point_key(key): value for key, value in measured}
     searched = replay(build_strategy(config, cap), outcomes).strategy
     asked = {point for point, _ in searched.history}
     return {
@@ -268,7 +269,7 @@ def build_report(config: Config, options: SimulateSection, master: Master,
         "best": summary["best"],
         "stages": timeline,
         "speculation": {
-            "mode": getattr(config.model.search, "speculation", "off"),
+            "mode": config.model.search.speculation,
             # Points measured that the search itself never asked for: the price of speculating.
             "extra_evaluations": sum(1 for p in outcomes if p not in asked),
         },

@@ -18,19 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .models import Base
+from .models import SCHEMA_VERSION, Base, Experiment
 
 BUSY_TIMEOUT_MS = 30_000
 T = TypeVar("T")
-
-
-class StoreError(Exception):
-    """The database cannot be opened or used; the message names it."""
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -45,7 +41,7 @@ def make_engine(url: str, *, readonly: bool = False, journal: str = "delete") ->
         return create_engine(url, pool_pre_ping=True, future=True)
     if readonly:
         if not path.exists():
-            raise StoreError(f"no database at {path}")
+            raise FileNotFoundError(f"no database at {path}")
         target = f"file:{path}?mode=ro"
         engine = create_engine("sqlite://", creator=lambda: sqlite3.connect(
             target, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False))
@@ -87,8 +83,15 @@ def create_schema(engine: Engine) -> None:
 
 
 def schema_problem(engine: Engine) -> str | None:
-    """Why the database's tables do not match this version's models (None: they do)."""
+    """Why the database's tables do not match this version's models (None: they do).
+    The stored schema version is read first, so a database of another version says which."""
     inspector = inspect(engine)
+    if inspector.has_table(Experiment.__tablename__) and "schema_version" in {
+            c["name"] for c in inspector.get_columns(Experiment.__tablename__)}:
+        with engine.connect() as conn:
+            stored = conn.execute(select(func.max(Experiment.__table__.c.schema_version))).scalar()
+        if stored is not None and stored != SCHEMA_VERSION:
+            return f"schema version {stored}; this version reads {SCHEMA_VERSION}"
     for table in Base.metadata.sorted_tables:
         if not inspector.has_table(table.name):
             return f"table {table.name} is missing"
