@@ -11,10 +11,10 @@ from itertools import product
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from . import exitcodes
+from . import exitcodes, tallies
 from .cli import CliError
 from .config import load_config
 from .lease import heartbeat_age, process_alive
@@ -105,18 +105,17 @@ def evaluations(s: Session, exp: Experiment) -> list[tuple[Point, Evaluation]]:
         .options(selectinload(Point.attempts)).order_by(Point.id))]
 
 
-def best_of(rows: list[tuple[Point, Evaluation]], minimize: bool) -> dict[str, Any] | None:
-    ranked = ranking(rows, minimize)
-    return ranked[0] if ranked else None
-
-
 def ranking(rows: list[tuple[Point, Evaluation]], minimize: bool) -> list[dict[str, Any]]:
     """Successful evaluations, best first; ``evaluation`` is the row number in ``history``."""
     numbered = [(n, p, ev) for n, (p, ev) in enumerate(rows, 1) if ev.value is not None]
     sign = 1.0 if minimize else -1.0
     numbered.sort(key=lambda t: (sign * t[2].value, t[0]))  # type: ignore[operator]
-    return [{"params": p.params, "index": list(p.index), "value": ev.value,
-             "found_at": iso(ev.recorded_at), "evaluation": n} for n, p, ev in numbered]
+    return [_ranked(n, p, ev) for n, p, ev in numbered]
+
+
+def _ranked(n: int, p: Point, ev: Evaluation) -> dict[str, Any]:
+    return {"params": p.params, "index": list(p.index), "value": ev.value,
+            "found_at": iso(ev.recorded_at), "evaluation": n}
 
 
 def master_info(s: Session, exp: Experiment) -> dict[str, Any] | None:
@@ -139,12 +138,6 @@ def master_info(s: Session, exp: Experiment) -> dict[str, Any] | None:
 
 
 # ---- status ------------------------------------------------------------------------------------
-
-def _attempt_seconds(attempts: Sequence[Attempt], until: datetime) -> float:
-    """Job-seconds spent running (queue time excluded); running jobs count up to ``until``."""
-    return sum(max(0.0, ((a.ended_at or until) - a.started_at).total_seconds())
-               for a in attempts if a.started_at is not None)
-
 
 def _grid_size(exp: Experiment) -> int | None:
     """Points the whole search space offers (valid ones under a constraint), if countable."""
@@ -222,28 +215,24 @@ def _stage_durations(exp: Experiment, rows: Sequence[Stage]) -> list[float | Non
 
 
 def status(s: Session, exp: Experiment) -> dict[str, Any]:
-    minimize = minimizes(exp)
-    rows = evaluations(s, exp)
-    value_of = {p.key: ev.value for p, ev in rows}
-    attempts = s.execute(select(Attempt).where(Attempt.experiment_id == exp.id)).scalars().all()
-    counts: dict[str, int] = {}
-    for a in attempts:
-        counts[a.state] = counts.get(a.state, 0) + 1
-    point_counts = {state: n for state, n in s.execute(select(Point.state, func.count()).where(
-        Point.experiment_id == exp.id).group_by(Point.state))}
+    """Counted in the database (``tallies``): no full load of attempts or evaluations."""
+    measured, failed = tallies.evaluation_counts(s, exp.id)
+    counts = tallies.attempts_by_state(s, exp.id)
+    point_counts = tallies.points_by_state(s, exp.id)
     stage_rows = s.execute(select(Stage).where(Stage.experiment_id == exp.id)
                            .order_by(Stage.number)).scalars().all()
     last_stage = stage_rows[-1] if stage_rows else None
     finished = exp.state in ENDED
     until = exp.finished_at or now()
     elapsed = max(0.0, (until - exp.started_at).total_seconds()) if exp.started_at else 0.0
-    busy = _attempt_seconds(attempts, until)
+    busy = tallies.busy_seconds(s, exp.id, until)
     cap = cap_of(exp)
     uses_stages = exp.definition.get("strategy") == "dsice"
     stage = _current_stage(exp, last_stage, finished) if uses_stages else None
     base = stage["base"] if stage else None
     base_key = None if base is None else point_key(base)
-    done_points = len(rows)
+    done_points = measured + failed
+    candidates = tallies.best_candidates(s, exp.id, minimizes(exp))
     return {
         "experiment": exp.name,
         "state": exp.state,
@@ -251,13 +240,13 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
         "master": master_info(s, exp),
         "strategy": exp.definition.get("strategy"),
         "direction": exp.definition["objective"]["direction"],
-        "best": best_of(rows, minimize),
-        "evaluations": sum(ev.value is not None for _, ev in rows),
-        "failed_points": sum(ev.value is None for _, ev in rows),
+        "best": _ranked(*candidates[0]) if candidates else None,
+        "evaluations": measured,
+        "failed_points": failed,
         "running": counts.get(AttemptState.RUNNING, 0),
         "pending": sum(counts.get(k, 0) for k in AttemptState.ACTIVE - {AttemptState.RUNNING})
                    + point_counts.get(PointState.PENDING, 0),
-        "attempts": len(attempts),
+        "attempts": sum(counts.values()),
         "attempts_by_state": counts,
         "points_by_state": point_counts,
         "stages_done": last_stage.number if last_stage else 0,
@@ -265,7 +254,7 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
         "level": None if stage is None else stage["level"],
         "base": base,
         "base_params": params_of(exp, base),
-        "base_value": None if base_key is None else value_of.get(base_key),
+        "base_value": tallies.value_at(s, exp.id, base_key),
         "cap": cap,
         "elapsed_s": round(elapsed, 1),
         "busy_job_s": round(busy, 1),
