@@ -3,10 +3,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import ROOT
 
 CHECKPOINTING = "{python} -m jobs.examples.checkpointing --center x=1"
 
@@ -111,3 +117,27 @@ def test_real_slurm_walltime_is_continued_from_the_checkpoint(write_config, cli,
     state, program, infra, value, metrics = point_row(db)
     assert (state, program, infra, value) == ("done", 0, 0, 4.0)
     assert json.loads(metrics)["steps"] == 100 and json.loads(metrics)["runs"] == len(rows)
+
+
+def test_a_preempted_trial_continues_from_its_checkpoint(write_config, tmp_path):
+    """Its supervisor killed (the local scheduler's NODE_FAIL, as a preemption is elsewhere)
+    once the trial has checkpointed: continued, no infrastructure failure charged."""
+    path = continued_config(write_config, f"{CHECKPOINTING} --steps 15 --step-seconds 0.2")
+    master = subprocess.Popen([sys.executable, "-m", "orchestrator", "start", str(path),
+                               "--quiet"], cwd=ROOT, text=True, stderr=subprocess.PIPE)
+    checkpoint = tmp_path / "work" / "trials" / "p0" / "attempt-1" / "checkpoint" / "progress.json"
+    states = tmp_path / "work" / "scheduler" / "jobs"
+    deadline = time.time() + 30
+    while not (checkpoint.exists() and json.loads(checkpoint.read_text())["step"] >= 2):
+        assert time.time() < deadline, "the trial did not checkpoint"
+        time.sleep(0.05)
+    [state_file] = states.glob("*/state.json")
+    os.kill(json.loads(state_file.read_text())["supervisor"]["pid"], signal.SIGKILL)
+    assert master.wait(120) == 0, master.stderr.read()
+    db = tmp_path / "work" / "state.db"
+    rows = attempts(db)
+    assert [r[2] for r in rows] == ["continued", "succeeded"]
+    assert rows[0][4] == "preempted (or its node failed) with a checkpoint"
+    state, program, infra, value, metrics = point_row(db)
+    assert (state, program, infra) == ("done", 0, 0)
+    assert json.loads(metrics)["steps"] == 15 and json.loads(metrics)["runs"] == 2
