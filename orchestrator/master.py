@@ -21,20 +21,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler_adapters.base import Scheduler
 
-from . import exitcodes, ledger
+from . import exitcodes, ledger, queries
 from .config import Config
 from .background import Interrupted, run_keeping_lease
 from .context import Context, MasterError
 from .faults import crash_point
 from .lease import LeaseHeld, LeaseHolder, LeaseLost
-from .models import Attempt, Evaluation, Experiment, Lease, Point
+from .models import Experiment, Lease
 from .progress import Progress
 from .reconcile import Reconciler
 from .schedulers import build_scheduler
@@ -364,27 +364,7 @@ class Master:
     def _summary(self, s: Session, experiment_id: int) -> dict[str, Any]:
         exp = s.get(Experiment, experiment_id)
         assert exp is not None
-        rows = s.execute(select(Point, Evaluation).join(Evaluation).where(
-            Point.experiment_id == experiment_id).order_by(Evaluation.id)).all()
-        attempts = s.execute(select(func.count()).select_from(Attempt).where(
-            Attempt.experiment_id == experiment_id)).scalar_one()
-        best = None
-        for point, evaluation in rows:
-            if evaluation.value is None:
-                continue
-            if best is None or (evaluation.value < best[1] if self.config.minimize
-                                else evaluation.value > best[1]):
-                best = (point.params, evaluation.value)
-        started = exp.started_at or exp.created_at
-        ended = exp.finished_at or self._now()
-        return {
-            "experiment": exp.name,
-            "best": None if best is None else {"params": best[0], "value": best[1]},
-            "evaluations": sum(e.value is not None for _, e in rows),
-            "failed_points": sum(e.value is None for _, e in rows),
-            "attempts": attempts,
-            "wall_seconds": round((ended - started).total_seconds(), 1),
-        }
+        return queries.summary(s, exp, self._now())
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy.types import TypeDecorator
 
 from .states import AttemptKind, AttemptState, ExperimentState, Origin, PointState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2      # 2: experiments.progress and experiments.scheduler_note
 
 
 def utcnow() -> datetime:
@@ -58,6 +58,11 @@ class Experiment(Base):
     state: Mapped[str] = mapped_column(String(16), default=ExperimentState.NOT_STARTED)
     message: Mapped[str | None] = mapped_column(Text)
     setup_outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The search's progress as the master last recorded it (search_driver.Snapshot), written in
+    # the transaction that records the search's decisions: the read side shows it as it is.
+    progress: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # While the scheduler refuses or cannot take submissions: its own words (None: it takes them).
+    scheduler_note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]

@@ -11,7 +11,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from . import exitcodes, tallies
@@ -105,17 +105,53 @@ def evaluations(s: Session, exp: Experiment) -> list[tuple[Point, Evaluation]]:
         .options(selectinload(Point.attempts)).order_by(Point.id))]
 
 
-def ranking(rows: list[tuple[Point, Evaluation]], minimize: bool) -> list[dict[str, Any]]:
+def best_of(exp: Experiment, rows: list[tuple[Point, Evaluation]]) -> dict[str, Any] | None:
+    """The experiment's best point: the one ``status``, ``best`` and the master all name."""
+    ranked = ranking(exp, rows)
+    return ranked[0] if ranked else None
+
+
+def ranking(exp: Experiment, rows: list[tuple[Point, Evaluation]]) -> list[dict[str, Any]]:
     """Successful evaluations, best first; ``evaluation`` is the row number in ``history``."""
-    numbered = [(n, p, ev) for n, (p, ev) in enumerate(rows, 1) if ev.value is not None]
-    sign = 1.0 if minimize else -1.0
-    numbered.sort(key=lambda t: (sign * t[2].value, t[0]))  # type: ignore[operator]
-    return [_ranked(n, p, ev) for n, p, ev in numbered]
+    return rank(exp, [(n, p, ev) for n, (p, ev) in enumerate(rows, 1) if ev.value is not None])
 
 
-def _ranked(n: int, p: Point, ev: Evaluation) -> dict[str, Any]:
-    return {"params": p.params, "index": list(p.index), "value": ev.value,
-            "found_at": iso(ev.recorded_at), "evaluation": n}
+def rank(exp: Experiment, numbered: list[tuple[int, Point, Evaluation]]) -> list[dict[str, Any]]:
+    """Evaluations with their row numbers, best first.
+
+    One tie rule everywhere: among equal values, the point the search itself holds as best
+    (``Strategy.best``: the first told, which in synchronous rounds is round order and within a
+    round the order it asked in) comes first, as stored in the progress snapshot; the others
+    follow in round order (points no round asked for last)."""
+    held = (exp.progress or {}).get("best")
+    held_key = None if held is None else point_key(held)
+    sign = 1.0 if minimizes(exp) else -1.0
+
+    def order(t: tuple[int, Point, Evaluation]) -> tuple[Any, ...]:
+        n, point, ev = t
+        assert ev.value is not None
+        return (sign * ev.value, point.key != held_key, point.round is None, point.round or 0, n)
+    ordered = sorted(numbered, key=order)
+    return [{"params": p.params, "index": list(p.index), "value": ev.value,
+             "found_at": iso(ev.recorded_at), "evaluation": n} for n, p, ev in ordered]
+
+
+def summary(s: Session, exp: Experiment, at: datetime) -> dict[str, Any]:
+    """The result so far, as the master's ``finished ...`` line and its final event give it."""
+    rows = evaluations(s, exp)
+    best = best_of(exp, rows)
+    attempts = s.execute(select(func.count()).select_from(Attempt).where(
+        Attempt.experiment_id == exp.id)).scalar_one()
+    started = exp.started_at or exp.created_at
+    ended = exp.finished_at or at
+    return {
+        "experiment": exp.name,
+        "best": None if best is None else {"params": best["params"], "value": best["value"]},
+        "evaluations": sum(ev.value is not None for _, ev in rows),
+        "failed_points": sum(ev.value is None for _, ev in rows),
+        "attempts": attempts,
+        "wall_seconds": round((ended - started).total_seconds(), 1),
+    }
 
 
 def master_info(s: Session, exp: Experiment) -> dict[str, Any] | None:
@@ -155,47 +191,24 @@ def _grid_size(exp: Experiment) -> int | None:
                for combo in product(*(definition["parameters"][n] for n in order)))
 
 
-def _current_stage(exp: Experiment, last: Stage | None, finished: bool) -> dict[str, Any]:
-    """The stage in progress (DSICE): a stage that moved the base keeps the level, one that did
-    not raises it; the first stage starts at level 1 from the configured start or the centre."""
-    if last is None:
-        start = exp.definition.get("search_options", {}).get("start")
-        if start is None and not exp.definition.get("constraint"):
-            order = exp.definition["parameter_order"]
-            start = [len(exp.definition["parameters"][n]) // 2 for n in order]
-        return {"number": 1, "level": 1, "base": start}
-    base = last.best if last.moved else last.base
-    if finished:
-        return {"number": last.number, "level": last.level, "base": base}
-    return {"number": last.number + 1, "level": last.level if last.moved else (last.level or 0) + 1,
-            "base": base}
-
-
-def _estimate(exp: Experiment, done_points: int, stage_rows: Sequence[Stage],
-              current_level: int | None, elapsed_s: float, finished: bool) -> dict[str, Any]:
-    """Remaining work, where the strategy makes it knowable (see docs/admin.md)."""
+def _estimate(exp: Experiment, done_points: int, elapsed_s: float,
+              finished: bool) -> dict[str, Any]:
+    """Remaining work, where the space alone makes it knowable (see docs/admin.md). A staged
+    search decides its stages as it goes: no estimate is made for it here."""
     if finished:
         return {"remaining_points": 0, "remaining_stages_min": 0, "remaining_s": 0.0,
                 "basis": exp.state}
     strategy = exp.definition.get("strategy")
-    if strategy == "dsice":
-        if current_level is None:
-            return {"remaining_points": None, "remaining_stages_min": None, "remaining_s": None,
-                    "basis": "no estimate"}
-        dims = len(exp.definition["parameter_order"])
-        stages_left = max(1, dims - current_level + 1)
-        durations = [d for d in _stage_durations(exp, stage_rows) if d is not None]
-        seconds = None if not durations else round(stages_left * sum(durations) / len(durations), 1)
-        return {"remaining_points": None, "remaining_stages_min": stages_left,
-                "remaining_s": seconds,
-                "basis": "one stage per level still to pass, mean duration"}
+    unknown = {"remaining_points": None, "remaining_stages_min": None, "remaining_s": None,
+               "basis": "no estimate"}
+    if strategy not in ("grid", "random"):
+        return unknown
     total = _grid_size(exp)
     budget = exp.definition.get("search_options", {}).get("max_evaluations")
     if strategy == "random" and budget is not None:
         total = int(budget) if total is None else min(total, int(budget))
     if total is None:
-        return {"remaining_points": None, "remaining_stages_min": None, "remaining_s": None,
-                "basis": "no estimate"}
+        return unknown
     left = max(0, int(total) - done_points)
     rate = done_points / elapsed_s if elapsed_s > 0 else 0.0
     return {"remaining_points": left, "remaining_stages_min": None,
@@ -219,20 +232,18 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
     measured, failed = tallies.evaluation_counts(s, exp.id)
     counts = tallies.attempts_by_state(s, exp.id)
     point_counts = tallies.points_by_state(s, exp.id)
-    stage_rows = s.execute(select(Stage).where(Stage.experiment_id == exp.id)
-                           .order_by(Stage.number)).scalars().all()
-    last_stage = stage_rows[-1] if stage_rows else None
+    stages_done = s.execute(select(func.max(Stage.number)).where(
+        Stage.experiment_id == exp.id)).scalar() or 0
     finished = exp.state in ENDED
     until = exp.finished_at or now()
     elapsed = max(0.0, (until - exp.started_at).total_seconds()) if exp.started_at else 0.0
     busy = tallies.busy_seconds(s, exp.id, until)
     cap = cap_of(exp)
-    uses_stages = exp.definition.get("strategy") == "dsice"
-    stage = _current_stage(exp, last_stage, finished) if uses_stages else None
-    base = stage["base"] if stage else None
+    progress = exp.progress or {}          # what the master decided (search_driver.Snapshot)
+    base = progress.get("base")
     base_key = None if base is None else point_key(base)
     done_points = measured + failed
-    candidates = tallies.best_candidates(s, exp.id, minimizes(exp))
+    best = rank(exp, tallies.best_candidates(s, exp.id, minimizes(exp)))
     return {
         "experiment": exp.name,
         "state": exp.state,
@@ -240,7 +251,7 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
         "master": master_info(s, exp),
         "strategy": exp.definition.get("strategy"),
         "direction": exp.definition["objective"]["direction"],
-        "best": _ranked(*candidates[0]) if candidates else None,
+        "best": best[0] if best else None,
         "evaluations": measured,
         "failed_points": failed,
         "running": counts.get(AttemptState.RUNNING, 0),
@@ -249,9 +260,12 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
         "attempts": sum(counts.values()),
         "attempts_by_state": counts,
         "points_by_state": point_counts,
-        "stages_done": last_stage.number if last_stage else 0,
-        "stage": None if stage is None else stage["number"],
-        "level": None if stage is None else stage["level"],
+        "stages_done": stages_done,
+        "stage": progress.get("stage"),
+        "level": progress.get("level"),
+        "rounds": progress.get("rounds", 0),
+        "progress": exp.progress,
+        "scheduler_note": exp.scheduler_note,
         "base": base,
         "base_params": params_of(exp, base),
         "base_value": tallies.value_at(s, exp.id, base_key),
@@ -259,8 +273,7 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
         "elapsed_s": round(elapsed, 1),
         "busy_job_s": round(busy, 1),
         "utilisation": round(busy / (cap * elapsed), 3) if elapsed > 0 else None,
-        "estimate": _estimate(exp, done_points, stage_rows,
-                              None if stage is None else stage["level"], elapsed, finished),
+        "estimate": _estimate(exp, done_points, elapsed, finished),
         "created_at": iso(exp.created_at),
         "started_at": iso(exp.started_at),
         "finished_at": iso(exp.finished_at),
@@ -316,7 +329,7 @@ def stages(s: Session, exp: Experiment) -> list[dict[str, Any]]:
 def best(s: Session, exp: Experiment, top: int = 1) -> dict[str, Any]:
     """The best point with its measurement details, and the ``top`` best evaluations."""
     rows = evaluations(s, exp)
-    ranked = ranking(rows, minimizes(exp))
+    ranked = ranking(exp, rows)
     detail = None
     if ranked:
         point, ev = rows[ranked[0]["evaluation"] - 1]

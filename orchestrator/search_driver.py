@@ -7,19 +7,41 @@ stages). After a restart the strategy is rebuilt by replaying the stored outcome
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from . import ledger
 from .context import Context
-from .models import Attempt, Evaluation, Point, Stage, parse_point_key, point_key
+from .models import Attempt, Evaluation, Experiment, Point, Stage, parse_point_key, point_key
 from .states import AttemptState, Origin, PointState
 from .strategies import Replay, build_strategy, replay
 
 log = logging.getLogger("orchestrator.master")
 
 Index = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Where the search stands, as the master decided it: stored as JSON on the experiment row
+    (``Experiment.progress``) whenever the search is told results or asked for points."""
+
+    strategy: str                  # search.strategy of the config
+    stage: int | None              # the stage in progress (the last one once done); staged only
+    level: int | None
+    base: list[int] | None         # the current base point (index); staged only
+    stages_done: int
+    best: list[int] | None         # the search's best point (index): first told on ties
+    best_value: float | None
+    rounds: int                    # rounds asked so far
+    evaluations: int               # results told (failures included)
+    done: bool                     # the strategy will ask for nothing more
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class SearchDriver:
@@ -44,7 +66,7 @@ class SearchDriver:
                 Point.experiment_id == self.ctx.experiment_id,
                 Point.origin == Origin.SPECULATIVE)).scalar_one()
         self._replay = replay(strategy, self._outcomes())
-        self._record_stages()
+        self._record_told()
         if self._replay.current:
             self._ensure_points(self._replay.current, self._replay.rounds)
 
@@ -55,7 +77,7 @@ class SearchDriver:
         while state.current and all(p in outcomes for p in state.current):
             state.strategy.tell({p: outcomes[p] for p in state.current})
             state.current = []
-            self._record_stages()
+            self._record_told()
             if not self._ask():
                 break
             outcomes = self._outcomes(state.current)   # speculation may have measured some
@@ -107,6 +129,22 @@ class SearchDriver:
                 self.ctx.event(s, "speculate", f"prefetching {len(new)} points into idle slots")
         self._speculated += len(new)
 
+    def snapshot(self) -> Snapshot:
+        state = self.replayed
+        strategy = state.strategy
+        best = strategy.best
+        return Snapshot(
+            strategy=self.ctx.config.model.search.strategy, stage=strategy.stage,
+            level=strategy.level, base=None if strategy.base is None else list(strategy.base),
+            stages_done=len(strategy.stages), best=None if best is None else list(best[0]),
+            best_value=None if best is None else best[1], rounds=state.rounds,
+            evaluations=len(strategy.history), done=strategy.done)
+
+    def _store_snapshot(self, s: Session) -> None:
+        exp = s.get(Experiment, self.ctx.experiment_id)
+        assert exp is not None
+        exp.progress = self.snapshot().as_json()
+
     def progress(self) -> dict[str, Any]:
         """The line the progress display shows."""
         with self.ctx.read() as s:
@@ -143,12 +181,13 @@ class SearchDriver:
         with self.ctx.tx() as s:
             ledger.record_points(s, self.ctx.experiment_id, batch, round_number=round_number,
                                  params_of=self.ctx.config.params_of, at=self.ctx.now())
+            self._store_snapshot(s)
 
-    def _record_stages(self) -> None:
+    def _record_told(self) -> None:
+        """Record stages the strategy finished, and the snapshot, in one transaction."""
         stages = self.replayed.strategy.stages
-        if not stages:
-            return
         with self.ctx.tx() as s:
+            self._store_snapshot(s)
             recorded = s.execute(select(func.max(Stage.number)).where(
                 Stage.experiment_id == self.ctx.experiment_id)).scalar() or 0
             for st in stages:

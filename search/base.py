@@ -36,14 +36,17 @@ class Strategy(ABC):
     """Base class: bookkeeping of measured/outstanding points shared by all strategies.
 
     Optional capabilities have defaults here, so callers never probe for them: ``stages``
-    (finished stages, for strategies that work in stages), ``stage`` (the current stage number)
-    and ``speculate(n)`` (points likely to be asked for next).
+    (finished stages, for strategies that work in stages), ``stage``, ``level`` and ``base``
+    (where a staged search stands) and ``speculate(n)`` (points likely to be asked for next).
     """
 
     #: Finished stages, oldest first; strategies without stages have none.
     stages: Sequence[StageRecord] = ()
     #: The stage in progress (1-based), or None for strategies without stages.
     stage: int | None = None
+    #: The current level and base point of a staged search (DSICE), None for others.
+    level: int | None = None
+    base: Index | None = None
 
     def __init__(self, shape: Sequence[int], *, minimize: bool = True,
                  valid: Validity | None = None) -> None:
@@ -87,7 +90,9 @@ class Strategy(ABC):
 
     @property
     def best(self) -> tuple[Index, float] | None:
-        """The best successfully measured point and its value (first one on ties)."""
+        """The best successfully measured point and its value. Ties: the first told (in
+        synchronous rounds, round order, and within a round the order of ``ask``). The master
+        shows this point as the experiment's best everywhere (see docs/search.md)."""
         best: tuple[Index, float] | None = None
         for point, value in self.history:
             if value is None:
