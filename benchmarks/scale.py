@@ -103,7 +103,8 @@ def cli_seconds(*args: str) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--points", type=int, default=10_000, help="grid size (rounded to a square)")
+    parser.add_argument("--points", type=int, default=10_000,
+                        help="grid size (rounded to a square)")
     parser.add_argument("--failure-rate", type=float, default=2 / 3)
     parser.add_argument("--probe-every", type=float, default=5.0, help="wall seconds between asks")
     parser.add_argument("--probe", nargs=2, metavar=("URL", "OUT"), help=argparse.SUPPRESS)
@@ -137,12 +138,14 @@ def main() -> int:
          f"{wall:.0f} s (simulated makespan {sim.report['makespan_hours']:.1f} h)", ""),
         ("master CPU per attempt", f"{per_attempt:.2f} ms ({1000 * cpu / done:.2f} ms per point)",
          _verdict(per_attempt <= CPU_PER_JOB_TARGET_MS, f"<= {CPU_PER_JOB_TARGET_MS:g} ms")),
-        ("peak RSS", f"{rss_mb:.0f} MB", _verdict(rss_mb <= RSS_TARGET_MB, f"<= {RSS_TARGET_MB:g} MB")),
+        ("peak RSS", f"{rss_mb:.0f} MB",
+         _verdict(rss_mb <= RSS_TARGET_MB, f"<= {RSS_TARGET_MB:g} MB")),
         ("status answers during the run", f"{len(answered)}", ""),
         ("slowest status answer during the run",
          "-" if slowest is None else f"{slowest['s']:.3f} s at {slowest['done']} points / "
                                      f"{slowest['attempts']} attempts",
-         "" if slowest is None else _verdict(slowest["s"] < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
+         "" if slowest is None
+         else _verdict(slowest["s"] < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
         ("most CPU of a status answer during the run", f"{most_cpu:.3f} s", ""),
         ("status query at the end", f"{final_query:.3f} s ({final_cpu:.3f} s CPU)",
          _verdict(final_query < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),

@@ -63,7 +63,7 @@ RESULT_FILE = "result.json"
 CHECKPOINT_DIR = "checkpoint"      # in the run directory; kept across continuations of an attempt
 UNFINISHED_KEY = "_unfinished"     # a result {"_unfinished": true}: continue me from my checkpoint
 MAX_RESULT_BYTES = 1 << 20   # a result is a handful of numbers; anything larger is a bug
-MAX_RESULT_DEPTH = 32        # nesting of objects and lists; deeper is a bug (and recursion elsewhere)
+MAX_RESULT_DEPTH = 32        # nesting of objects and lists; deeper is a bug (and deep recursion)
 
 
 class ResultError(Exception):
@@ -128,7 +128,8 @@ def read_result(path: str | os.PathLike[str], objective_key: str) -> tuple[float
     try:
         value = float(value)
     except OverflowError:                        # an integer beyond float range
-        raise ResultError(f"result file {path}: {objective_key!r} is too large for a float") from None
+        raise ResultError(f"result file {path}: {objective_key!r} is too large for a float"
+                          ) from None
     if not math.isfinite(value):
         raise ResultError(f"result file {path}: {objective_key!r} is {value} (not finite)")
     return value, _storable(values)

@@ -103,7 +103,8 @@ def _check_command(config: Config, section_name: str, command: str, reserved: se
     try:
         words = shlex.split(command)
     except ValueError as exc:                 # "No closing quotation", "No escaped character"
-        raise ConfigProblem(where, f"cannot be split into words ({exc}); check the quotes") from None
+        raise ConfigProblem(where, f"cannot be split into words ({exc}); "
+                            "check the quotes") from None
     if not words:
         raise ConfigProblem(where, "is blank")
     allowed = set(config.parameter_names) | reserved
@@ -137,7 +138,8 @@ def _check_database(url: str) -> None:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigProblem("experiment.database", f"{url!r} is not a database URL ({example})") from None
+        raise ConfigProblem("experiment.database",
+                            f"{url!r} is not a database URL ({example})") from None
     try:
         dialect = parsed.get_dialect()
     except NoSuchModuleError:

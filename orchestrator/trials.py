@@ -68,7 +68,8 @@ def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path,
     kept aside as ``result.unfinished-N.json`` and the checkpoint directory stays."""
     directory = open_private_dir(run_dir, config.work_dir)
     try:
-        write_private_at(directory, PARAMS_FILE, json.dumps(params, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(params, indent=2, sort_keys=True) + "\n"
+        write_private_at(directory, PARAMS_FILE, text)
         make_private_dir_at(directory, CHECKPOINT_DIR)
         if continuation:
             set_aside_at(directory, RESULT_FILE, f"result.unfinished-{continuation - 1}.json")

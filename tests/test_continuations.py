@@ -33,8 +33,9 @@ def continued_config(write_config, command: str, *, time_limit: float | str = "1
                      continuations: int = 5, retries: int = 0):
     path = write_config(parameters="x = { values = [3] }", time_limit=time_limit,
                         retries=retries, command=command)
-    path.write_text(path.read_text().replace(f"retries = {retries}\n",
-                                             f"retries = {retries}\ncontinuations = {continuations}\n", 1))
+    retries_line = f"retries = {retries}\n"
+    path.write_text(path.read_text().replace(
+        retries_line, f"{retries_line}continuations = {continuations}\n", 1))
     return path
 
 

@@ -1,4 +1,4 @@
-"""A hostile environment: read-only state, unsafe work directories, links where the master writes."""
+"""A hostile environment: read-only state, unsafe work directories, planted links."""
 from __future__ import annotations
 
 import os
@@ -90,7 +90,8 @@ def test_equal_grid_and_unused_seed_are_the_same_experiment(write_config, cli, t
     path.write_text(text.replace("[1, 2, 3]", "[1, 2, 4]"))
     proc = cli("start", str(path))
     assert proc.returncode == 2
-    assert "the search definition changed since the experiment started (parameters)" in one_line(proc)
+    assert ("the search definition changed since the experiment started (parameters)"
+            in one_line(proc))
 
 
 def test_changing_scheduler_kind_with_jobs_in_flight_is_refused(write_config, cli, tmp_path):
@@ -104,7 +105,8 @@ def test_changing_scheduler_kind_with_jobs_in_flight_is_refused(write_config, cl
     proc = cli("start", str(path))
     assert proc.returncode == 2
     message = one_line(proc)
-    assert "scheduler.kind changed from 'local' to 'slurm' while 3 jobs" in message   # 2 submitted, 1 intent
+    # 2 submitted, 1 intent recorded
+    assert "scheduler.kind changed from 'local' to 'slurm' while 3 jobs" in message
     path.write_text(path.read_text().replace('kind = "slurm"', 'kind = "local"'))
     assert cli("start", str(path)).returncode == 0        # back to local: resumed, finished
 
@@ -115,7 +117,8 @@ def test_state_db_deleted_under_a_running_master(write_config, cli, tmp_path):
     point measured once."""
     record = tmp_path / "runs.txt"
     path = write_config(parameters="x = { values = [0, 1, 2, 3, 4, 5] }", cap=2,
-                        command=f"{{python}} -m jobs.examples.synthetic --sleep 1 --record {record}")
+                        command="{python} -m jobs.examples.synthetic --sleep 1 "
+                                f"--record {record}")
     db = tmp_path / "work" / "state.db"
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "start", str(path), "--quiet"],
                             cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -81,7 +81,8 @@ def test_a_slow_search_step_keeps_the_lease_and_honours_sigterm(write_config, tm
     """The search step takes 8 s, four lease timeouts: the master still heartbeats (a second
     start sees it alive) and stops on SIGTERM at once, leaving the step to the next master."""
     path = write_config(parameters="x = { values = [0, 1, 2, 3] }", strategy="dsice")
-    path.write_text(path.read_text().replace('work_dir = "work"', 'work_dir = "work"\nlease_timeout = 2'))
+    path.write_text(path.read_text().replace('work_dir = "work"',
+                                             'work_dir = "work"\nlease_timeout = 2'))
     db = tmp_path / "work" / "state.db"
     slow = {"ORCH_SLOW_AT": "search-step:8"}
     master = start(path, "--quiet", env=slow)
