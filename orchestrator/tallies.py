@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from .models import Attempt, Evaluation, Point
@@ -25,10 +25,15 @@ def points_by_state(s: Session, experiment_id: int) -> dict[str, int]:
 
 def busy_seconds(s: Session, experiment_id: int, until: datetime) -> float:
     """Job-seconds spent running (queue time excluded); running jobs count up to ``until``.
-    Two columns of the attempts that ran, as plain rows (not objects)."""
-    rows = s.execute(select(Attempt.started_at, Attempt.ended_at).where(
-        Attempt.experiment_id == experiment_id, Attempt.started_at.is_not(None)))
-    return sum(max(0.0, ((ended or until) - started).total_seconds()) for started, ended in rows)
+    Summed by the database: a sum over every attempt that ran, not a row per attempt."""
+    ended = func.coalesce(Attempt.ended_at, bindparam("until", until, type_=Attempt.ended_at.type))
+    if s.get_bind().dialect.name == "sqlite":
+        seconds = (func.julianday(ended) - func.julianday(Attempt.started_at)) * 86400.0
+    else:
+        seconds = func.extract("epoch", ended - Attempt.started_at)
+    total = s.execute(select(func.sum(case((seconds > 0, seconds), else_=0.0))).where(
+        Attempt.experiment_id == experiment_id, Attempt.started_at.is_not(None))).scalar()
+    return float(total or 0.0)
 
 
 def evaluation_counts(s: Session, experiment_id: int) -> tuple[int, int]:
