@@ -185,7 +185,7 @@ def _grid_size(exp: Experiment) -> int | None:
         return total
     if total > MAX_COUNTED_GRID:
         return None
-    from .strategies import compile_constraint
+    from .constraint import compile_constraint
     check = compile_constraint(definition["constraint"], tuple(order))
     return sum(check(dict(zip(order, combo)))
                for combo in product(*(definition["parameters"][n] for n in order)))
