@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler_adapters.base import SchedulerError
@@ -49,6 +50,10 @@ def _sessions(config: Config) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(config.database_url, journal=config.model.experiment.sqlite_journal)
     try:
         yield session_factory(engine)
+    except OperationalError as exc:      # a read-only file or filesystem, a full disk, ...
+        detail = str(exc.orig or exc).splitlines()[0]
+        raise OrchestratorError(f"cannot write the state database {config.database_url}: {detail}; "
+                       "nothing was changed", exitcodes.ERROR) from None
     finally:
         engine.dispose()
 

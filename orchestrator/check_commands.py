@@ -30,7 +30,8 @@ from .errors import OrchestratorError
 from .outcomes import judge, output_tail
 from .output import add_target, emit_json
 from .render import point
-from .trials import private_mkdir, write_params
+from .files import private_mkdir, write_atomic
+from .trials import params_text
 
 CHECK_RUNS = "check-runs"
 UNKNOWN_POLLS = 3          # a job the scheduler has not listed yet is not gone at once
@@ -109,7 +110,7 @@ def run_one(config: Config) -> int:
     private_mkdir(root / "run", config.work_dir)
     spec = first_trial_spec(config, index, run_dir=root / "run",
                             instance="c" + uuid.uuid4().hex[:7])
-    write_params(root / "run" / PARAMS_FILE, config.params_of(index))
+    write_atomic(root / "run" / PARAMS_FILE, params_text(config.params_of(index)))
     sched = config.model.scheduler
     scheduler = SCHEDULERS[sched.kind].create(sched.options, state_dir=root / "scheduler",
                                               cap=sched.cap)

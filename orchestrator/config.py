@@ -9,7 +9,6 @@ import hashlib
 import json
 import math
 import re
-import string
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,11 +24,19 @@ from pydantic import (
 
 from .notify import NotifySection
 
+from .config_checks import (ConfigProblem, check_config, check_work_dir_template,
+                            definition_changes, duplicate_value)
+
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 EXPERIMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 RESERVED_PLACEHOLDERS = {"python", "run_dir", "attempt", "result_file", "config_dir",
                          "work_dir", "setup_dir", "cpus", "gpus"}
 SETUP_PREFIX = "setup_"
+# Candidate values per parameter, checked before a range is expanded: a grid this fine is already
+# far beyond what an evaluation budget can explore, and expanding ``num = 10000000`` would cost
+# seconds and hundreds of MB before any command answers.
+MAX_VALUES = 10_000
+DAY = 86_400.0
 
 
 class ConfigError(Exception):
@@ -40,16 +47,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 class LinearRange(Strict):
-    start: float
-    stop: float
-    num: int = Field(ge=1)
+    start: Finite
+    stop: Finite
+    num: int = Field(ge=1, le=MAX_VALUES)
 
 
 class LogRange(Strict):
-    start: float = Field(gt=0)
-    stop: float = Field(gt=0)
-    num: int = Field(ge=1)
+    start: Finite = Field(gt=0)
+    stop: Finite = Field(gt=0)
+    num: int = Field(ge=1, le=MAX_VALUES)
 
 
 Scalar = int | float | str | bool
@@ -70,8 +80,11 @@ class ParameterSpec(Strict):
         if self.values is not None:
             if not self.values:
                 raise ValueError("the value list is empty")
-            if len({json.dumps(v) for v in self.values}) != len(self.values):
-                raise ValueError("the value list has duplicates")
+            if len(self.values) > MAX_VALUES:
+                raise ValueError(f"more than {MAX_VALUES} values")
+            twice = duplicate_value(self.values)
+            if twice is not None:
+                raise ValueError(f"the value list has duplicates ({twice!r} equals an earlier value)")
             for v in self.values:
                 if isinstance(v, float) and not math.isfinite(v):
                     raise ValueError("values must be finite")
@@ -105,10 +118,13 @@ class ExperimentSection(Strict):
     work_dir: str = "runs/{name}"
     database: str | None = None     # SQLAlchemy URL; default: SQLite file in the work directory
     sqlite_journal: Literal["delete", "wal"] = "delete"   # wal only on a local disk
-    lease_timeout: float = Field(default=300.0, gt=0)     # seconds without heartbeat = master dead
+    # Seconds without heartbeat = master dead (at most 30 days).
+    lease_timeout: Finite = Field(default=300.0, gt=0, le=30 * DAY)
     # Stop when this many distinct points failed the same way before any trial succeeded (0: off).
     fail_fast: int = Field(default=3, ge=0)
     seed: int = 0
+
+    _work_dir_template = field_validator("work_dir")(check_work_dir_template)
 
 
 class ObjectiveSection(Strict):
@@ -118,9 +134,10 @@ class ObjectiveSection(Strict):
 
 class JobSection(Strict):
     command: Annotated[str, Field(min_length=1)]
-    time_limit: float | None = Field(default=None, gt=0)   # seconds
+    time_limit: Finite | None = Field(default=None, gt=0, le=366 * DAY)   # seconds
     retries: int = Field(default=2, ge=0)                  # program failures tolerated per point
     infra_retries: int = Field(default=5, ge=0)            # node failures, vanished jobs, ...
+    continuations: int = Field(default=0, ge=0, le=1000)   # runs after the first, per attempt
     cpus: int = Field(default=1, ge=1)
     gpus: int = Field(default=0, ge=0)
     env: dict[str, str] = Field(default_factory=dict)
@@ -141,7 +158,7 @@ class SearchSection(Strict):
     # Which DSICE (docs/search.md, "Variants"): "eager" keeps every slot busy with points it
     # asks for itself; "paper" is the published search, stage by stage, unchanged.
     variant: Literal["eager", "paper"] = "eager"
-    constraint: str | None = None     # e.g. "block_x * block_y <= 1024"
+    constraint: str | None = Field(default=None, max_length=1000)  # "block_x * block_y <= 1024"
     options: dict[str, Any] = Field(default_factory=dict)
     # Prefetch points the search will likely need into idle slots. It changes when results are
     # available, never which decisions the search makes, so it is not part of the fingerprint.
@@ -176,20 +193,20 @@ class SearchSection(Strict):
 class SchedulerSection(Strict):
     kind: Literal["local", "slurm", "pjm", "drmaa"] = "local"
     cap: int = Field(default=4, ge=1)
-    poll_interval: float = Field(default=5.0, gt=0)
-    max_poll_interval: float | None = Field(default=None, gt=0)
+    poll_interval: Finite = Field(default=5.0, gt=0, le=DAY)
+    max_poll_interval: Finite | None = Field(default=None, gt=0, le=DAY)
     options: dict[str, Any] = Field(default_factory=dict)
 
 
 class SimulateSection(Strict):
     """``[simulate]``: the virtual cluster of ``orchestrator simulate`` (see docs/config.md)."""
 
-    duration_mean_hours: float = Field(default=1.0, gt=0)
-    duration_spread: float = Field(default=0.0, ge=0)       # standard deviation / mean
+    duration_mean_hours: Finite = Field(default=1.0, gt=0)
+    duration_spread: Finite = Field(default=0.0, ge=0)      # standard deviation / mean
     distribution: Literal["normal", "lognormal"] = "normal"  # normal is clipped at 10 % of the mean
-    failure_rate: float = Field(default=0.0, ge=0, lt=1)      # per attempt: node failures
+    failure_rate: Finite = Field(default=0.0, ge=0, lt=1)     # per attempt: node failures
     cap: int | None = Field(default=None, ge=1)               # default: scheduler.cap
-    poll_interval: float | None = Field(default=None, gt=0)   # default: scheduler.poll_interval
+    poll_interval: Finite | None = Field(default=None, gt=0, le=DAY)  # default: scheduler's
     seed: int = 0
     objective: str | None = None     # "module:function" or "path/to/file.py:function"
     table: str | None = None         # CSV: one column per parameter and the objective key
@@ -218,7 +235,7 @@ class ConfigModel(Strict):
         if not params:
             raise ValueError("at least one parameter is needed")
         for name in params:
-            if not NAME_RE.match(name):
+            if not NAME_RE.fullmatch(name):
                 raise ValueError(f"parameter name {name!r} must match {NAME_RE.pattern}")
             if name in RESERVED_PLACEHOLDERS or name.startswith(SETUP_PREFIX):
                 raise ValueError(f"parameter name {name!r} is reserved")
@@ -267,11 +284,17 @@ class Config:
                if m.search.strategy == "dsice" and m.search.variant != "paper" else {}),
             "constraint": m.search.constraint,
             "search_options": m.search.options,
-            "seed": m.experiment.seed,
+            # Only random search draws from experiment.seed; elsewhere it changes nothing.
+            **({"seed": m.experiment.seed} if m.search.strategy == "random" else {}),
             # Refill mode changes the search's decisions; sync (the default) is left out, so
             # the fingerprints of experiments made before refill existed stay the same.
             **({"mode": m.search.mode} if m.search.mode != "sync" else {}),
         }
+
+    def search_changes(self, stored: dict[str, Any]) -> list[str]:
+        """The keys of the search definition that differ from a stored one, equal grids counting
+        as equal (``[1, 2, 3]`` and the ``linear`` range of the same numbers)."""
+        return definition_changes(stored, self.search_definition())
 
 
 def load_config(path: str | Path) -> Config:
@@ -306,7 +329,10 @@ def validate_config(raw: dict[str, Any], path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc)}") from None
     config = Config(model, path)
-    _check_templates(config, path)
+    try:
+        check_config(config, RESERVED_PLACEHOLDERS, SETUP_PREFIX)
+    except ConfigProblem as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     return config
 
 
@@ -372,24 +398,3 @@ def _valid_keys(loc: tuple[Any, ...]) -> list[str]:
         args = getattr(field.annotation, "__args__", ()) or (field.annotation,)
         model = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
     return sorted(model.model_fields) if model else []
-
-
-def _check_templates(config: Config, path: Path) -> None:
-    allowed = set(config.parameter_names) | RESERVED_PLACEHOLDERS
-    for section_name in ("trial", "setup"):
-        section = getattr(config.model, section_name)
-        if section is None:
-            continue
-        try:
-            fields = [f for _, f, _, _ in string.Formatter().parse(section.command) if f is not None]
-        except ValueError as exc:
-            raise ConfigError(f"{path}: {section_name}.command: bad placeholder syntax ({exc})") from None
-        for field in fields:
-            ok = field in allowed or (section_name == "trial" and field.startswith(SETUP_PREFIX))
-            if section_name == "setup" and (field in config.parameter_names or field == "setup_dir"):
-                ok = False
-            if not ok:
-                raise ConfigError(f"{path}: {section_name}.command: unknown placeholder {{{field}}} "
-                                  f"(known: {', '.join(sorted(allowed))}, setup_<key>)")
-        if any(f.startswith(SETUP_PREFIX) for f in fields) and config.model.setup is None:
-            raise ConfigError(f"{path}: trial.command uses setup outputs but there is no [setup]")

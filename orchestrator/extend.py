@@ -135,6 +135,7 @@ def apply(s: Session, exp: Experiment, mapping: IndexMap, config: Config, finger
                                                    Attempt.point_id.is_not(None))).scalars():
         attempt.run_dir = _moved(attempt.run_dir, trials, archive)
     _rekey(s, exp, mapping)
+    ledger.rewind_journal(s, exp.id)      # a new grid: the search starts over, reusing points
     message = "grid extended: " + "; ".join(differences(exp.definition, config.search_definition()))
     exp.definition, exp.fingerprint = config.search_definition(), fingerprint
     exp.instance = uuid.uuid4().hex[:8]

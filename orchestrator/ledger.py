@@ -9,25 +9,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scheduler_adapters.base import JobState, JobStatus
 
 from .faults import crash_point
-from .models import Attempt, Evaluation, Event, Experiment, Point, point_key
+from .models import Attempt, Evaluation, Event, Experiment, JournalEntry, Point, point_key
 from .outcomes import Outcome
 from .states import (
     AttemptKind,
     AttemptState,
     ExperimentState,
     FailureKind,
+    JournalKind,
     Origin,
     PointState,
 )
+from .trials import continuation_name
 
 log = logging.getLogger("orchestrator.ledger")
 
@@ -40,6 +43,7 @@ class Budget:
 
     retries: int
     infra_retries: int
+    continuations: int = 0        # runs after the first that one attempt may have
 
     def spent(self, program_failures: int, infra_failures: int) -> bool:
         return program_failures > self.retries or infra_failures > self.infra_retries
@@ -139,6 +143,20 @@ def reset_point(s: Session, point: Point) -> None:
     point.budget_resets += 1
 
 
+def rewind_journal(s: Session, experiment_id: int,
+                   reopened: Iterable[Sequence[int]] | None = None) -> None:
+    """Cut the refill journal back to before the first tell of a reopened point (None: all of
+    it), so the search's decisions from there on are remade with the new results; points
+    measured later are reused when the remade search asks for them again."""
+    entries = s.execute(select(JournalEntry).where(JournalEntry.experiment_id == experiment_id)
+                        .order_by(JournalEntry.seq)).scalars().all()
+    wanted = None if reopened is None else {tuple(p) for p in reopened}
+    cut = next((i for i, e in enumerate(entries) if wanted is None or (
+        e.kind == JournalKind.TELL and any(tuple(p) in wanted for p in e.points))), len(entries))
+    for entry in entries[cut:]:
+        s.delete(entry)
+
+
 # ---- attempts ------------------------------------------------------------------------------------
 def record_intents(s: Session, experiment_id: int, intents: Iterable[Intent], *,
                    at: datetime) -> list[int]:
@@ -178,7 +196,16 @@ def mark_live(s: Session, row: Attempt, status: JobStatus, *, at: datetime) -> N
 def record_outcome(s: Session, row: Attempt, outcome: Outcome, status: JobStatus | None, *,
                    budget: Budget, at: datetime) -> None:
     """Record a terminal attempt and what it means for its point (or the setup job): a value,
-    another try, or a failed point once the budget of that kind of failure is spent."""
+    a continuation, another try, or a failed point once the budget of that kind is spent."""
+    if outcome.continued:
+        runs = attempt_runs(s, row)
+        if len(runs) - 1 < budget.continuations:
+            _continue(s, row, outcome, runs, at=at)
+            return
+        assert outcome.instead is not None
+        outcome = replace(outcome.instead, reason=f"{outcome.instead.reason}; not continued: "
+                          f"{len(runs) - 1} continuations used (continuations = "
+                          f"{budget.continuations})")
     row.state = outcome.state
     row.failure_kind = outcome.failure_kind
     row.reason = outcome.reason
@@ -218,6 +245,28 @@ def record_outcome(s: Session, row: Attempt, outcome: Outcome, status: JobStatus
                   f"point {point.params} failed: {outcome.reason}", {"point": point.key}, at=at)
     else:
         point.state = PointState.PENDING
+
+
+def attempt_runs(s: Session, row: Attempt) -> Sequence[Attempt]:
+    """The rows of one attempt: its first run and its continuations, in order."""
+    same_point = (Attempt.point_id.is_(None) if row.point_id is None
+                  else Attempt.point_id == row.point_id)
+    return s.execute(select(Attempt).where(
+        Attempt.experiment_id == row.experiment_id, Attempt.kind == row.kind, same_point,
+        Attempt.number == row.number).order_by(Attempt.id)).scalars().all()
+
+
+def _continue(s: Session, row: Attempt, outcome: Outcome, runs: Sequence[Attempt], *,
+              at: datetime) -> None:
+    """End ``row`` as continued and record its continuation as an intent (same number and run
+    directory, its own job name); no budget is charged and the point stays active."""
+    row.state, row.reason, row.ended_at = AttemptState.CONTINUED, outcome.reason, at
+    number = len(runs)
+    s.add(Attempt(experiment_id=row.experiment_id, point_id=row.point_id, kind=row.kind,
+                  number=row.number, name=continuation_name(runs[0].name, number),
+                  state=AttemptState.SUBMITTING, created_at=at, run_dir=row.run_dir))
+    add_event(s, row.experiment_id, "continued", f"{row.name}: {outcome.reason}; "
+              f"continuation {number}", {"attempt": row.number, "continuation": number}, at=at)
 
 
 def _record_setup_outcome(s: Session, row: Attempt, outcome: Outcome, at: datetime) -> None:

@@ -31,6 +31,7 @@ from scheduler_adapters.base import Scheduler, SchedulerMisconfigured
 from . import exitcodes, extend, ledger, queries
 from .announce import announce, check_notifier
 from .config import Config
+from .background import Interrupted, run_keeping_lease
 from .context import Context, MasterError
 from .fail_fast import FailFast
 from .faults import crash_point
@@ -44,6 +45,8 @@ from .setup_job import Failed, SetupJob, SetupOutputs
 from .states import ExperimentState
 from .store import create_schema, make_engine, schema_problem, session_factory
 from .submit import Submitter
+from .guards import DatabaseWatch, refuse_new_over_old_runs, refuse_unsafe_change
+from .workdir import PrivateLogHandler, WorkDirUnsafe, check_work_dir, probe_writable
 
 __all__ = ["Master", "MasterError"]
 
@@ -68,9 +71,11 @@ class Master:
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] | None = None,
                  progress: Progress | None = None,
-                 known: tuple[str, dict[tuple[int, ...], float | None]] | None = None) -> None:
+                 known: tuple[str, dict[tuple[int, ...], float | None]] | None = None,
+                 on_claimed: Callable[[], None] | None = None) -> None:
         self.config = config
         self.known = known                   # (source, results): a warm start of a new experiment
+        self.on_claimed = on_claimed         # called once this process holds the lease
         self.clock = clock
         self._wake = threading.Event()
         self.sleep: Callable[[float], None] = sleep or self._wait
@@ -87,11 +92,16 @@ class Master:
     # ---- life cycle ------------------------------------------------------------------------------
     def run(self) -> int:
         """Start or resume the experiment; return the process exit code."""
+        with self._signals():        # from the first instant: a SIGTERM always stops cleanly
+            return self._run()
+
+    def _run(self) -> int:
         engine: Engine | None = None
         try:
             engine = self._open_engine()
             sessions = session_factory(engine)
             experiment_id, state, instance = self._open(engine, sessions)
+            watch = DatabaseWatch(self.config)
             self._setup_logging()
             if state == ExperimentState.FINISHED:
                 with sessions() as s:
@@ -106,11 +116,16 @@ class Master:
                                   f"{': ' + message if message else ''}; "
                                   "`start --fresh` archives it and starts over")
             check_notifier(self.config)   # a notifier that cannot run: fail before any work
+            if self.stopping:
+                self.progress.message(f"master stopped ({self.stopping}) before it started")
+                return exitcodes.OK
             lease = self._claim(sessions, experiment_id)
+            if self.on_claimed is not None:
+                self.on_claimed()
             ctx = Context(self.config, sessions, experiment_id, instance, lease.holder,
                           self.clock, self.sleep)
             try:
-                return self._run_claimed(ctx, lease.took_over)
+                return self._run_claimed(ctx, lease.took_over, lambda: watch.check(engine))
             except LeaseLost:
                 log.warning("lease lost: another master took over; exiting without writing")
                 self.progress.message("another master took over this experiment; exiting")
@@ -129,36 +144,37 @@ class Master:
             if engine is not None:
                 engine.dispose()
 
-    def _run_claimed(self, ctx: Context, took_over: bool) -> int:
-        with self._signals():
+    def _run_claimed(self, ctx: Context, took_over: bool, check_database: Callable[[], None]
+                     ) -> int:
+        with ctx.tx() as s:
+            ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.RUNNING,
+                                        at=ctx.now())
+            ctx.event(s, "master-start", f"master pid {os.getpid()} started",
+                      {"takeover": took_over})
+        crew = self._assemble(ctx)   # builds the scheduler: a bad option fails before work
+        try:
+            return self._cycles(crew, check_database)
+        except SchedulerMisconfigured as exc:
+            # Every job would fail the same way: stop at once, charge no trial for it.
+            message = f"the scheduler cannot run jobs as configured: {exc}"
             with ctx.tx() as s:
-                ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.RUNNING,
-                                            at=ctx.now())
-                ctx.event(s, "master-start", f"master pid {os.getpid()} started",
-                          {"takeover": took_over})
-            crew = self._assemble(ctx)   # builds the scheduler: a bad option fails before work
-            try:
-                return self._cycles(crew)
-            except SchedulerMisconfigured as exc:
-                # Every job would fail the same way: stop at once, charge no trial for it.
-                message = f"the scheduler cannot run jobs as configured: {exc}"
-                with ctx.tx() as s:
-                    ctx.event(s, "scheduler-misconfigured", message)
-                self._release(ctx)
-                raise MasterError(f"{message}; fix [scheduler] in {self.config.path} and "
-                                  "`start` again (nothing was recorded as a failure)",
-                                  exitcodes.USAGE) from None
+                ctx.event(s, "scheduler-misconfigured", message)
+            self._release(ctx)
+            raise MasterError(f"{message}; fix [scheduler] in {self.config.path} and "
+                              "`start` again (nothing was recorded as a failure)",
+                              exitcodes.USAGE) from None
 
-    def _cycles(self, crew: Crew) -> int:
+    def _cycles(self, crew: Crew, check_database: Callable[[], None]) -> int:
         """Reconcile, then cycle until the search finishes, fails fast, the setup job fails or
-        a stop."""
+        a stop. A search step interrupted by a stop ends at the next ``_check_stop``."""
         ctx = crew.ctx
         crew.reconciler.poll()           # reconcile every unfinished attempt before submitting
         if crew.outputs.ready():
-            crew.search.rebuild()
+            self._search_step(ctx, crew.search.rebuild)
         while True:
             self.cycles += 1
             crash_point("cycle")
+            check_database()
             if (stop := self._check_stop(crew)) is not None:
                 self._release(ctx)
                 self.progress.message(stop.message)
@@ -173,12 +189,27 @@ class Master:
                     self.progress.message(f"experiment failed: {failed.message}")
                     return exitcodes.ERROR
             else:
-                crew.search.advance()
+                if not self._search_step(ctx, crew.search.advance):
+                    continue
                 if crew.search.finished():
                     return self._finish(crew)
             crew.submitter.fill(crew.search.speculate if crew.outputs.ready() else None)
             self.progress.update(crew.search.progress())
             ctx.sleep(crew.reconciler.poll_interval())
+
+    def _search_step(self, ctx: Context, step: Callable[[], None]) -> bool:
+        """Run a search step while the lease is renewed; False if a stop came first."""
+        def renew() -> None:
+            with ctx.tx():
+                pass                  # the lease check in every transaction renews it
+        lease_timeout = self.config.model.experiment.lease_timeout
+        try:
+            run_keeping_lease(step, renew=renew, stopping=lambda: self.stopping is not None,
+                              renew_every=min(self.config.model.scheduler.poll_interval,
+                                              lease_timeout / 4))
+        except Interrupted:
+            return False
+        return True
 
     def _assemble(self, ctx: Context) -> Crew:
         if self._scheduler is None:
@@ -194,12 +225,14 @@ class Master:
     def _open_engine(self) -> Engine:
         cfg = self.config
         try:
+            check_work_dir(cfg.work_dir)
+        except WorkDirUnsafe as exc:
+            raise MasterError(str(exc), exitcodes.USAGE) from None
+        try:
             if not cfg.work_dir.exists():
                 cfg.work_dir.mkdir(parents=True, mode=0o700)
                 os.chmod(cfg.work_dir, 0o700)
-            probe = cfg.work_dir / ".write-test"
-            probe.write_text("")
-            probe.unlink()
+            probe_writable(cfg.work_dir)
         except OSError as exc:
             raise MasterError(f"work directory {cfg.work_dir} is not writable: "
                               f"{exc.strerror or exc}", exitcodes.USAGE) from None
@@ -238,6 +271,7 @@ class Master:
         with sessions.begin() as s:
             exps = s.execute(select(Experiment)).scalars().all()
             if not exps:
+                refuse_new_over_old_runs(cfg)
                 exp = Experiment(name=cfg.name, fingerprint=self.fingerprint,
                                  instance=uuid.uuid4().hex[:8],
                                  definition=definition, settings=settings, created_at=now)
@@ -256,7 +290,15 @@ class Master:
                                   f"{cfg.database_url}; warm start a new experiment "
                                   "(`start --fresh --warm-start ...`)", exitcodes.USAGE)
             if exp.fingerprint != self.fingerprint:
-                self._extend(s, exp, now)
+                changed = cfg.search_changes(exp.definition)
+                if changed:
+                    self._extend(s, exp, now)
+                else:
+                    # Equal as a search (1 and 1.0, a seed no strategy reads): keep the new form.
+                    exp.fingerprint, exp.definition = self.fingerprint, definition
+                    ledger.add_event(s, exp.id, "definition-rewritten", "search definition "
+                                     "rewritten in an equal form; accepted", at=now)
+            refuse_unsafe_change(s, exp, settings, cfg)
             if exp.settings != settings:
                 exp.settings = settings
                 ledger.add_event(s, exp.id, "config-changed",
@@ -321,11 +363,10 @@ class Master:
         path = self.config.work_dir / "master.log"
         root = logging.getLogger("orchestrator")
         if not any(getattr(h, "baseFilename", None) == str(path) for h in root.handlers):
-            handler = logging.FileHandler(path, encoding="utf-8")
+            handler = PrivateLogHandler(path, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             root.addHandler(handler)
             root.setLevel(logging.INFO)
-            os.chmod(path, 0o600)
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), timezone.utc)

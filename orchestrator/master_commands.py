@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from . import check_commands, exitcodes, recover
@@ -14,6 +15,9 @@ from .files import write_atomic
 from .output import add_target
 from .store import sqlite_path
 from .strategies import build_strategy
+from .workdir import WorkDirUnsafe, check_work_dir, open_append_private
+
+PID_FILE = "master.pid"
 
 
 def start_args(p: argparse.ArgumentParser) -> None:
@@ -70,13 +74,14 @@ def _known(other: str, config: Config, quiet: bool) -> Known:
     return other, results
 
 
-def _run(config: Config, *, quiet: bool, known: Known | None = None) -> int:
+def _run(config: Config, *, quiet: bool, known: Known | None = None,
+         on_claimed: Callable[[], None] | None = None) -> int:
     from . import queries
     from .master import Master, MasterError
     from .progress import Progress
     progress = Progress(sys.stderr, quiet=quiet,
                         overview=lambda: queries.query(config.database_url, queries.status))
-    master = Master(config, progress=progress, known=known)
+    master = Master(config, progress=progress, known=known, on_claimed=on_claimed)
     try:
         return master.run()
     except MasterError as exc:
@@ -86,9 +91,15 @@ def _run(config: Config, *, quiet: bool, known: Known | None = None) -> int:
 
 
 def _detach(config: Config, *, quiet: bool, known: Known | None = None) -> int:
-    """Daemonize (double fork, new session), then run the master as usual in the grandchild."""
+    """Daemonize (double fork, new session), then run the master as usual in the grandchild.
+    The pid file is written once the daemon holds the lease: a second ``start --detach`` (cron's)
+    that finds a master running leaves that master's pid file alone."""
+    try:
+        check_work_dir(config.work_dir)
+    except WorkDirUnsafe as exc:
+        raise OrchestratorError(str(exc), exitcodes.USAGE) from None
     config.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pid_file = config.work_dir / "master.pid"
+    pid_file = config.work_dir / PID_FILE
     out_file = config.work_dir / "master.out"
     read_end, write_end = os.pipe()
     if os.fork() > 0:                       # the original process: report the daemon's pid
@@ -102,16 +113,16 @@ def _detach(config: Config, *, quiet: bool, known: Known | None = None) -> int:
     os.setsid()
     if os.fork() > 0:
         os._exit(0)
-    fd = os.open(out_file, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+    fd = open_append_private(out_file)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
-    _write_pid(pid_file)
     os.write(write_end, str(os.getpid()).encode())
     os.close(write_end)
     try:
-        code = _run(config, quiet=True, known=known)
+        code = _run(config, quiet=True, known=known,
+                    on_claimed=lambda: _write_pid(config.work_dir))
     except OrchestratorError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         code = exc.code
@@ -121,5 +132,5 @@ def _detach(config: Config, *, quiet: bool, known: Known | None = None) -> int:
     os._exit(code)
 
 
-def _write_pid(path: Path) -> None:
-    write_atomic(path, f"{os.getpid()}\n")
+def _write_pid(work_dir: Path) -> None:
+    write_atomic(work_dir / PID_FILE, f"{os.getpid()}\n")

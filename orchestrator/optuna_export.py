@@ -30,7 +30,7 @@ def _optuna() -> Any:
         import optuna
     except ImportError:
         raise OptunaUnavailable("export --format optuna needs optuna: pip install "
-                                "'orchestrator[optuna]' (or: pip install optuna)") from None
+                                "'dsice-orchestrator[optuna]' (or: pip install optuna)") from None
     return optuna
 
 

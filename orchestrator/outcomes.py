@@ -7,14 +7,21 @@ the atomic rename, still measured its point. Nothing valid is ever thrown away.
 A failure's reason says why, so that ``status`` and ``events`` are enough to fix the command:
 the scheduler's own words, the last lines of the program's stderr, and a hint where the mistake
 is a common one (no result file written, the objective under another key).
+
+A trial that did not finish is continued rather than failed (state ``CONTINUED``, with the
+outcome it would otherwise have as ``instead``): it reported ``{"_unfinished": true}``, or its
+job ended at the time limit or was preempted while its checkpoint directory holds something.
+Whether a continuation is still allowed is the ledger's decision (``trial.continuations``).
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.result import RESULT_FILE, ResultError, read_result, read_result_object
+from jobs.result import (CHECKPOINT_DIR, RESULT_FILE, ResultError, is_unfinished, read_result,
+                         read_result_object)
 from scheduler_adapters.base import JobState, JobStatus
 
 from .states import AttemptState, FailureKind
@@ -35,14 +42,55 @@ class Outcome:
     values: dict[str, Any] | None = None
     failure_kind: FailureKind | None = None
     reason: str | None = None
+    instead: Outcome | None = None  # a continuation's outcome should no continuation be allowed
 
     @property
     def ok(self) -> bool:
-        return self.failure_kind is None
+        return self.failure_kind is None and self.instead is None
+
+    @property
+    def continued(self) -> bool:
+        return self.instead is not None
+
+
+# Job ends after which a trial may continue: it handed over itself, hit its time limit, or was
+# preempted (which schedulers report as a node failure).
+CONTINUABLE = (JobState.SUCCEEDED, JobState.TIMEOUT, JobState.NODE_FAIL)
 
 
 def judge(status: JobStatus, run_dir: Path, objective_key: str | None) -> Outcome:
     """Decide a terminal attempt. ``objective_key`` None: a setup job (any JSON object)."""
+    plain = _judge(status, run_dir, objective_key)
+    if plain.ok or status.state not in CONTINUABLE:
+        return plain
+    reason = _unfinished_reason(status, run_dir)
+    if reason is None:
+        return plain
+    return Outcome(state=AttemptState.CONTINUED, reason=reason, instead=plain)
+
+
+def _unfinished_reason(status: JobStatus, run_dir: Path) -> str | None:
+    try:
+        if is_unfinished(read_result_object(run_dir / RESULT_FILE)):
+            return "the trial reported it is not finished"
+    except ResultError:
+        pass
+    if status.state is JobState.SUCCEEDED or not _has_checkpoint(run_dir / CHECKPOINT_DIR):
+        return None
+    if status.state is JobState.TIMEOUT:
+        return "time limit reached with a checkpoint"
+    return "preempted (or its node failed) with a checkpoint"
+
+
+def _has_checkpoint(directory: Path) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return any(True for _ in entries)
+    except OSError:               # no such directory (or not one): nothing to continue from
+        return False
+
+
+def _judge(status: JobStatus, run_dir: Path, objective_key: str | None) -> Outcome:
     result_path = run_dir / RESULT_FILE
     if status.state in RESULT_TRUSTED:
         try:

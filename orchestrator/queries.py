@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from . import tallies
 from .config import load_config
 from .errors import NoExperiment
 from .lease import heartbeat_age, process_alive
@@ -104,7 +105,12 @@ def best_of(exp: Experiment, rows: list[tuple[Point, Evaluation]]) -> dict[str, 
 
 
 def ranking(exp: Experiment, rows: list[tuple[Point, Evaluation]]) -> list[dict[str, Any]]:
-    """Successful evaluations, best first; ``evaluation`` is the row number in ``history``.
+    """Successful evaluations, best first; ``evaluation`` is the row number in ``history``."""
+    return rank(exp, [(n, p, ev) for n, (p, ev) in enumerate(rows, 1) if ev.value is not None])
+
+
+def rank(exp: Experiment, numbered: list[tuple[int, Point, Evaluation]]) -> list[dict[str, Any]]:
+    """Evaluations with their row numbers, best first.
 
     One tie rule everywhere: among equal values, the point the search itself holds as best
     (``Strategy.best``: the first told, which in synchronous rounds is round order and within a
@@ -112,12 +118,15 @@ def ranking(exp: Experiment, rows: list[tuple[Point, Evaluation]]) -> list[dict[
     follow in round order (points no round asked for last)."""
     held = (exp.progress or {}).get("best")
     held_key = None if held is None else point_key(held)
-    numbered = [(n, p, ev) for n, (p, ev) in enumerate(rows, 1) if ev.value is not None]
     sign = 1.0 if minimizes(exp) else -1.0
-    numbered.sort(key=lambda t: (sign * t[2].value, t[1].key != held_key,  # type: ignore[operator]
-                                 t[1].round is None, t[1].round or 0, t[0]))
+
+    def order(t: tuple[int, Point, Evaluation]) -> tuple[Any, ...]:
+        n, point, ev = t
+        assert ev.value is not None
+        return (sign * ev.value, point.key != held_key, point.round is None, point.round or 0, n)
+    ordered = sorted(numbered, key=order)
     return [{"params": p.params, "index": list(p.index), "value": ev.value,
-             "found_at": iso(ev.recorded_at), "evaluation": n} for n, p, ev in numbered]
+             "found_at": iso(ev.recorded_at), "evaluation": n} for n, p, ev in ordered]
 
 
 def progress(s: Session, exp: Experiment) -> dict[str, Any] | None:
@@ -167,12 +176,6 @@ def master_info(s: Session, exp: Experiment) -> dict[str, Any] | None:
 
 # ---- status ------------------------------------------------------------------------------------
 
-def _attempt_seconds(attempts: Sequence[Attempt], until: datetime) -> float:
-    """Job-seconds spent running (queue time excluded); running jobs count up to ``until``."""
-    return sum(max(0.0, ((a.ended_at or until) - a.started_at).total_seconds())
-               for a in attempts if a.started_at is not None)
-
-
 def _grid_size(exp: Experiment) -> int | None:
     """Points the whole search space offers (valid ones under a constraint), if countable."""
     definition = exp.definition
@@ -183,7 +186,7 @@ def _grid_size(exp: Experiment) -> int | None:
         return total
     if total > MAX_COUNTED_GRID:
         return None
-    from .strategies import compile_constraint
+    from .constraint import compile_constraint
     check = compile_constraint(definition["constraint"], tuple(order))
     return sum(check(dict(zip(order, combo)))
                for combo in product(*(definition["parameters"][n] for n in order)))
@@ -226,25 +229,22 @@ def _stage_durations(exp: Experiment, rows: Sequence[Stage]) -> list[float | Non
 
 
 def status(s: Session, exp: Experiment) -> dict[str, Any]:
-    rows = evaluations(s, exp)
-    value_of = {p.key: ev.value for p, ev in rows}
-    attempts = s.execute(select(Attempt).where(Attempt.experiment_id == exp.id)).scalars().all()
-    counts: dict[str, int] = {}
-    for a in attempts:
-        counts[a.state] = counts.get(a.state, 0) + 1
-    point_counts = {state: n for state, n in s.execute(select(Point.state, func.count()).where(
-        Point.experiment_id == exp.id).group_by(Point.state))}
+    """Counted in the database (``tallies``): no full load of attempts or evaluations."""
+    measured, failed = tallies.evaluation_counts(s, exp.id)
+    counts = tallies.attempts_by_state(s, exp.id)
+    point_counts = tallies.points_by_state(s, exp.id)
     stages_done = s.execute(select(func.max(Stage.number)).where(
         Stage.experiment_id == exp.id)).scalar() or 0
     finished = exp.state in ENDED
     until = exp.finished_at or now()
     elapsed = max(0.0, (until - exp.started_at).total_seconds()) if exp.started_at else 0.0
-    busy = _attempt_seconds(attempts, until)
+    busy = tallies.busy_seconds(s, exp.id, until)
     cap = cap_of(exp)
     progress = exp.progress or {}          # what the master decided (search_driver.Snapshot)
     base = progress.get("base")
     base_key = None if base is None else point_key(base)
-    done_points = len(rows)
+    done_points = measured + failed
+    best = rank(exp, tallies.best_candidates(s, exp.id, minimizes(exp)))
     return {
         "experiment": exp.name,
         "state": exp.state,
@@ -252,13 +252,13 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
         "master": master_info(s, exp),
         "strategy": exp.definition.get("strategy"),
         "direction": exp.definition["objective"]["direction"],
-        "best": best_of(exp, rows),
-        "evaluations": sum(ev.value is not None for _, ev in rows),
-        "failed_points": sum(ev.value is None for _, ev in rows),
+        "best": best[0] if best else None,
+        "evaluations": measured,
+        "failed_points": failed,
         "running": counts.get(AttemptState.RUNNING, 0),
         "pending": sum(counts.get(k, 0) for k in AttemptState.ACTIVE - {AttemptState.RUNNING})
                    + point_counts.get(PointState.PENDING, 0),
-        "attempts": len(attempts),
+        "attempts": sum(counts.values()),
         "attempts_by_state": counts,
         "points_by_state": point_counts,
         "stages_done": stages_done,
@@ -269,7 +269,7 @@ def status(s: Session, exp: Experiment) -> dict[str, Any]:
         "scheduler_note": exp.scheduler_note,
         "base": base,
         "base_params": params_of(exp, base),
-        "base_value": None if base_key is None else value_of.get(base_key),
+        "base_value": tallies.value_at(s, exp.id, base_key),
         "cap": cap,
         "elapsed_s": round(elapsed, 1),
         "busy_job_s": round(busy, 1),

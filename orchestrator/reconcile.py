@@ -50,8 +50,10 @@ class Reconciler:
         self.absent = absent
         self.quiet_cycles = 0
         self._unknown_polls: dict[int, int] = {}
-        trial = ctx.config.model.trial
-        self._budget = Budget(trial.retries, trial.infra_retries)   # the setup job's: SetupJob
+        trial, setup = ctx.config.model.trial, ctx.config.model.setup
+        self._budget = Budget(trial.retries, trial.infra_retries, trial.continuations)
+        # The setup job's failures are counted by SetupJob; only its continuations count here.
+        self._setup_budget = Budget(0, 0, setup.continuations if setup else 0)
 
     def poll_interval(self) -> float:
         """The pause before the next cycle: longer while nothing changes."""
@@ -130,7 +132,9 @@ class Reconciler:
                 row = s.get(Attempt, attempt.id)
                 assert row is not None
                 if isinstance(change, Outcome):
-                    ledger.record_outcome(s, row, change, status, budget=self._budget,
+                    budget = (self._setup_budget if row.kind == AttemptKind.SETUP
+                              else self._budget)
+                    ledger.record_outcome(s, row, change, status, budget=budget,
                                           at=self.ctx.now())
                 else:
                     ledger.mark_live(s, row, change, at=self.ctx.now())

@@ -57,6 +57,7 @@ def reopen(s: Session, exp: Experiment, keys: list[str] | None, *, who: str
             point.program_failures = point.infra_failures = 0
             point.state = PointState.PENDING
             point.budget_resets += 1
+    ledger.rewind_journal(s, exp.id, [tuple(p.index) for p in points])
     resumed = exp.state != ExperimentState.RUNNING
     if resumed:
         ledger.set_experiment_state(s, exp.id, ExperimentState.RUNNING, at=utcnow())

@@ -80,5 +80,5 @@ class SetupJob:
                                             at=self.ctx.now(), message=message)
                 self.ctx.event(s, "experiment-failed", message)
             return Failed(message)
-        self.submitter.launch([(None, SETUP, len(attempts) + 1)])
+        self.submitter.launch([(None, SETUP, max((a.number for a in attempts), default=0) + 1)])
         return Continue()

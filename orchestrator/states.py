@@ -34,6 +34,8 @@ class AttemptState(StrEnum):
     """Its node died or it was preempted (an infrastructure failure)."""
     UNKNOWN = "unknown"
     """Vanished from the scheduler's queue and history without a result (infrastructure)."""
+    CONTINUED = "continued"
+    """Ended unfinished with a checkpoint; the next attempt row with its number continues it."""
 
     ACTIVE: ClassVar[frozenset[AttemptState]]
 

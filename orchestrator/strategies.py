@@ -1,60 +1,28 @@
 """Building the configured search strategy, with its constraint, and rebuilding it by replay."""
 from __future__ import annotations
 
-import ast
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from search import GridSearch, RandomSearch, Strategy, make_dsice, make_eager
 
 from .config import Config, ConfigError
+from .constraint import ConstraintError, compile_constraint
 from .states import JournalKind
 
 Index = tuple[int, ...]
 Step = tuple[JournalKind, int | None, Sequence[Index]]   # kind, free, points (see JournalEntry)
-
-_ALLOWED_NODES = (ast.Expression, ast.BoolOp, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name,
-                  ast.Load, ast.Constant, ast.And, ast.Or, ast.Not, ast.Add, ast.Sub, ast.Mult,
-                  ast.Div, ast.FloorDiv, ast.Mod, ast.Pow, ast.USub, ast.UAdd, ast.Eq, ast.NotEq,
-                  ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Call, ast.IfExp, ast.In, ast.NotIn,
-                  ast.Tuple, ast.List)
-_FUNCTIONS: dict[str, Callable[..., Any]] = {"abs": abs, "min": min, "max": max,
-                                             "log2": math.log2, "sqrt": math.sqrt}
-
-
-def compile_constraint(expression: str, names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], bool]:
-    """A restriction like Kernel Tuner's: a Python expression over parameter values, limited to
-    arithmetic, comparisons, boolean logic and a few functions; evaluated without builtins."""
-    try:
-        tree = ast.parse(expression, mode="eval")
-    except SyntaxError as exc:
-        raise ConfigError(f"search.constraint: not a valid expression ({exc.msg})") from None
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED_NODES):
-            raise ConfigError(f"search.constraint: {type(node).__name__} is not allowed")
-        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name)
-                                               and node.func.id in _FUNCTIONS):
-            raise ConfigError(f"search.constraint: only {', '.join(_FUNCTIONS)} may be called")
-        if isinstance(node, ast.Name) and node.id not in names and node.id not in _FUNCTIONS:
-            raise ConfigError(f"search.constraint: unknown name {node.id!r} "
-                              f"(parameters: {', '.join(names)})")
-    code = compile(tree, "<constraint>", "eval")
-
-    def check(params: Mapping[str, Any]) -> bool:
-        try:
-            return bool(eval(code, {"__builtins__": {}}, {**_FUNCTIONS, **params}))  # noqa: S307
-        except (ArithmeticError, TypeError, ValueError):
-            return False
-    return check
 
 
 def build_strategy(config: Config, cap: int) -> Strategy:
     search = config.model.search
     valid = None
     if search.constraint:
-        check = compile_constraint(search.constraint, config.parameter_names)
+        try:
+            check = compile_constraint(search.constraint, config.parameter_names)
+        except ConstraintError as exc:
+            raise ConfigError(f"{config.path}: search.constraint: {exc}") from None
         valid = lambda index: check(config.params_of(index))  # noqa: E731
     options = dict(search.options)
     common: dict[str, Any] = {"minimize": config.minimize, "valid": valid}

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import object_session
 
 from scheduler_adapters.base import (
     JobRejected,
@@ -79,7 +80,7 @@ class Submitter:
         self.setup_outputs = setup_outputs
         self.cap = ctx.config.model.scheduler.cap
         trial = ctx.config.model.trial
-        self.budget = Budget(trial.retries, trial.infra_retries)
+        self.budget = Budget(trial.retries, trial.infra_retries, trial.continuations)
         self._blocked_until = 0.0
         self._waits = 0                      # consecutive waits: the back-off grows with them
         with ctx.read() as s:                # the words an earlier master may have left
@@ -98,7 +99,8 @@ class Submitter:
         if free <= 0 or prefetch is None:
             return
         prefetch(free)
-        tries = (select(Attempt.point_id, func.count().label("n"))
+        # The highest attempt number so far (an attempt's continuations share its number).
+        tries = (select(Attempt.point_id, func.max(Attempt.number).label("n"))
                  .where(Attempt.experiment_id == self.ctx.experiment_id)
                  .group_by(Attempt.point_id).subquery())
         with self.ctx.read() as s:
@@ -222,7 +224,8 @@ class Submitter:
         try:
             return build_spec(config, section, name=attempt.name, run_dir=Path(attempt.run_dir),
                               attempt=attempt.number, params=params,
-                              setup_outputs=outputs, setup_dir=setup_dir)
+                              setup_outputs=outputs, setup_dir=setup_dir,
+                              continuation=_continuation(attempt))
         except OSError as exc:
             raise MasterError(f"cannot prepare run directory {attempt.run_dir}: "
                               f"{exc.strerror or exc}") from None
@@ -235,3 +238,10 @@ class Submitter:
                                                   failure_kind=FailureKind.PROGRAM, reason=reason),
                                   None, budget=self.budget, at=self.ctx.now())
         self.absent.discard(attempt_id)
+
+
+def _continuation(attempt: Attempt) -> int:
+    """How many runs of this attempt came before it (0: it is the first)."""
+    s = object_session(attempt)
+    assert s is not None
+    return [row.id for row in ledger.attempt_runs(s, attempt)].index(attempt.id)

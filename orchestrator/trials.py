@@ -8,24 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-from jobs.result import (
-    ATTEMPT_ENV,
-    PARAM_ENV_PREFIX,
-    PARAMS_FILE,
-    RESULT_ENV,
-    RESULT_FILE,
-    RUN_DIR_ENV,
-)
+from jobs.result import CHECKPOINT_DIR, PARAMS_FILE, RESULT_FILE, Env
 from scheduler_adapters.base import JobSpec
 
 from .config import SETUP_PREFIX, Config, JobSection
-from .files import private_mkdir, write_atomic
+from .workdir import make_private_dir_at, open_private_dir, set_aside_at, write_private_at
 
 SAFE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -43,6 +37,15 @@ def job_name(config: Config, instance: str, what: str, attempt: int) -> str:
     return name
 
 
+def continuation_name(first: str, continuation: int) -> str:
+    """The job name of an attempt's ``continuation``-th continuation (first: its first run's)."""
+    suffix = f"-c{continuation}"
+    if len(first) + len(suffix) <= MAX_JOB_NAME:
+        return first + suffix
+    return first[:MAX_JOB_NAME - len(suffix) - 17] + "-" + hashlib.sha256(
+        first.encode()).hexdigest()[:16] + suffix
+
+
 def run_dir_for(config: Config, what: str, attempt: int) -> Path:
     return config.work_dir / "trials" / what / f"attempt-{attempt}"
 
@@ -51,30 +54,39 @@ def setup_values(outputs: dict[str, Any] | None) -> dict[str, str]:
     """Setup outputs usable in templates and env: scalar values under identifier keys."""
     values: dict[str, str] = {}
     for key, value in (outputs or {}).items():
-        if SAFE_KEY_RE.match(key) and isinstance(value, (str, int, float, bool)):
+        if SAFE_KEY_RE.fullmatch(key) and isinstance(value, (str, int, float, bool)):
             values[key] = str(value)
     return values
 
 
 def build_spec(config: Config, section: JobSection, *, name: str, run_dir: Path, attempt: int,
                params: dict[str, Any], setup_outputs: dict[str, Any] | None,
-               setup_dir: Path | None) -> JobSpec:
-    """Prepare the run directory and describe the job. Raises OSError if the disk refuses."""
+               setup_dir: Path | None, continuation: int = 0) -> JobSpec:
+    """Prepare the run directory and describe the job. Raises OSError if the disk refuses,
+    ValueError if the job cannot be described (RunDirRedirected: a link where the run directory
+    should be). A continuation runs in the same directory: the previous run's result file is
+    kept aside as ``result.unfinished-N.json`` and the checkpoint directory stays."""
     spec = job_spec(config, section, name=name, run_dir=run_dir, attempt=attempt, params=params,
-                    setup_outputs=setup_outputs, setup_dir=setup_dir)
-    private_mkdir(run_dir, config.work_dir)
-    write_params(run_dir / PARAMS_FILE, params)
+                    setup_outputs=setup_outputs, setup_dir=setup_dir, continuation=continuation)
+    directory = open_private_dir(run_dir, config.work_dir)
+    try:
+        write_private_at(directory, PARAMS_FILE, params_text(params))
+        make_private_dir_at(directory, CHECKPOINT_DIR)
+        if continuation:
+            set_aside_at(directory, RESULT_FILE, f"result.unfinished-{continuation - 1}.json")
+    finally:
+        os.close(directory)
     return spec
 
 
-def write_params(path: Path, params: dict[str, Any]) -> None:
-    """``params.json``: the point, for the program (owner-only, written atomically)."""
-    write_atomic(path, json.dumps(params, indent=2, sort_keys=True) + "\n")
+def params_text(params: dict[str, Any]) -> str:
+    """The text of ``params.json``: the point, for the program."""
+    return json.dumps(params, indent=2, sort_keys=True) + "\n"
 
 
 def job_spec(config: Config, section: JobSection, *, name: str, run_dir: Path, attempt: int,
              params: dict[str, Any], setup_outputs: dict[str, Any] | None,
-             setup_dir: Path | None) -> JobSpec:
+             setup_dir: Path | None, continuation: int = 0) -> JobSpec:
     """Describe the job without touching the disk (``check`` shows it before anything exists).
     Raises ValueError for a placeholder without a value."""
     result_file = run_dir / RESULT_FILE
@@ -98,17 +110,19 @@ def job_spec(config: Config, section: JobSection, *, name: str, run_dir: Path, a
         raise ValueError(f"command placeholder {exc} has no value (missing setup output?)") from None
     env = {
         **section.env,
-        RESULT_ENV: str(result_file),
-        RUN_DIR_ENV: str(run_dir),
-        ATTEMPT_ENV: str(attempt),
-        "ORCH_EXPERIMENT": config.name,
-        "ORCH_CPUS": str(section.cpus),
-        "ORCH_GPUS": str(section.gpus),
-        **{PARAM_ENV_PREFIX + k.upper(): _format_value(v) for k, v in params.items()},
-        **{"ORCH_SETUP_" + k.upper(): v for k, v in outputs.items()},
+        Env.RESULT_FILE: str(result_file),
+        Env.RUN_DIR: str(run_dir),
+        Env.ATTEMPT: str(attempt),
+        Env.CHECKPOINT_DIR: str(run_dir / CHECKPOINT_DIR),
+        Env.CONTINUATION: str(continuation),
+        Env.EXPERIMENT: config.name,
+        Env.CPUS: str(section.cpus),
+        Env.GPUS: str(section.gpus),
+        **{Env.param(k): _format_value(v) for k, v in params.items()},
+        **{Env.setup_output(k): v for k, v in outputs.items()},
     }
     if setup_dir is not None:
-        env["ORCH_SETUP_DIR"] = str(setup_dir)
+        env[Env.SETUP_DIR] = str(setup_dir)
     time_limit = None if section.time_limit is None else max(1, int(round(section.time_limit)))
     return JobSpec(name=name, command=argv, workdir=run_dir, env=env, time_limit_s=time_limit,
                    cpus=section.cpus, gpus=section.gpus)

@@ -61,6 +61,7 @@ SCRIPT_FILE = "job.sh"
 STATE_FILE = "state.json"
 CANCEL_FILE = "cancel"
 SUPERVISOR_LOG = "supervisor.log"
+JOB_TOKEN_ENV = "LOCAL_SCHEDULER_JOB_TOKEN"   # set for every job process (see kill_marked)
 
 DIR_MODE = 0o700
 
@@ -116,6 +117,33 @@ def supervisor_alive(job_dir: Path, record: Mapping[str, Any]) -> bool:
         return is_alive(supervisor)
     return (time.time() - record["submitted_at"] < SPAWN_GRACE_S
             or supervisor_running(job_dir))
+
+
+def kill_marked(token: str | None) -> None:
+    """SIGKILL every process that carries the job's token in its environment (``JOB_TOKEN_ENV``,
+    inherited by all it starts): a process that left the job's session and group escapes
+    ``kill_job_group``, and with the supervisor dead nobody reaps it as a subreaper would."""
+    if not token:
+        return
+    marker = f"{JOB_TOKEN_ENV}={token}".encode()
+    for _ in range(5):                  # a process may fork while the scan runs: scan again
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
+            except OSError:             # gone, or another user's process
+                continue
+            if marker in environ:
+                found = True
+                try:
+                    os.kill(int(entry), signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if not found:
+            return
+        time.sleep(0.05)
 
 
 def kill_job_group(child: Mapping[str, Any] | None) -> None:
@@ -289,6 +317,7 @@ class LocalScheduler(Scheduler):
         if record is None or JobState(record["state"]).terminal:
             return record or {"state": JobState.UNKNOWN.value}
         kill_job_group(record.get("child"))
+        kill_marked(record.get("token"))
         if (self._jobs / job_id / CANCEL_FILE).exists():
             return self._record_end(job_id, JobState.CANCELLED, "cancelled")
         return self._record_end(job_id, JobState.NODE_FAIL, LOST_REASON)

@@ -8,7 +8,9 @@ SIGKILL after the grace period.
 
 The supervisor is a child subreaper (Linux): job processes orphaned by their parents become its
 children, so when the job ends it can kill and reap all of them, not only its process group. The
-job's first process also gets SIGKILL should the supervisor itself be killed.
+job's first process also gets SIGKILL should the supervisor itself be killed, and every job
+process carries a token in its environment, by which the scheduler kills what a dead supervisor
+left behind (``local.kill_marked``), even processes that left the job's session.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,8 +31,8 @@ from typing import Any
 
 from ._files import FILE_MODE, proc_stat, read_json, write_json_atomic
 from .base import JobState
-from .local import (CANCEL_FILE, SCRIPT_FILE, SPEC_FILE, STATE_FILE, process_identity,
-                    supervisor_alive)
+from .local import (CANCEL_FILE, JOB_TOKEN_ENV, SCRIPT_FILE, SPEC_FILE, STATE_FILE,
+                    process_identity, supervisor_alive)
 
 SLOT_POLL_S = 0.05         # how often the head of the queue looks for a free slot
 SWEEP_LIMIT_S = 5.0        # how long to keep killing and reaping a finished job's leftovers
@@ -156,15 +159,16 @@ class Supervisor:
     def _run_job(self, slot: int) -> None:
         started_at = time.time()
         node = socket.gethostname()
+        token = uuid.uuid4().hex
         try:
-            child = self._start_child(slot)
+            child = self._start_child(slot, token)
         except (OSError, subprocess.SubprocessError) as exc:
             self._write(started_at=started_at, node=node, slot=slot)
             self._finish(JobState.FAILED, None, f"job could not start: {exc}")
             return
         try:
             self._write(state=JobState.RUNNING.value, started_at=started_at, node=node,
-                        slot=slot, child=process_identity(child.pid))
+                        slot=slot, child=process_identity(child.pid), token=token)
             ended_by = self._wait(child)
         finally:
             self._sweep(child.pid)
@@ -180,8 +184,8 @@ class Supervisor:
         else:
             self._finish(JobState.FAILED, exit_code, how)
 
-    def _start_child(self, slot: int) -> subprocess.Popen[bytes]:
-        env = dict(os.environ)
+    def _start_child(self, slot: int, token: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, JOB_TOKEN_ENV: token}   # how a dead supervisor's leftovers are found
         devices = gpu_devices(self.queue["gpus"], self.spec["gpus"], slot)
         if devices is not None:
             env["CUDA_VISIBLE_DEVICES"] = devices

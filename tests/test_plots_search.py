@@ -47,7 +47,9 @@ def early_failures(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("early") / "exp.toml"
     path.write_text(BASE_CONFIG.format(**{
         **DEFAULTS, "retries": 0, "cap": 1,
-        "command": "{python} -m jobs.examples.synthetic --center x=2 --fail-when x=0"}))
+        "command": "{python} -m jobs.examples.synthetic --center x=2 --fail-when x=0"})
+        # failures first by design: fail fast must not end the search before it measures
+        .replace('work_dir = "work"', 'work_dir = "work"\nfail_fast = 0'))
     start(path)
     return path
 

@@ -14,7 +14,7 @@ from orchestrator.states import AttemptState, ExperimentState, FailureKind, Orig
 def test_members_are_the_stored_strings():
     assert [s.value for s in AttemptState] == [
         "submitting", "submitted", "pending", "running", "succeeded", "failed", "timeout",
-        "cancelled", "node_fail", "unknown"]
+        "cancelled", "node_fail", "unknown", "continued"]
     assert [s.value for s in PointState] == ["pending", "active", "done", "failed", "cancelled"]
     assert [s.value for s in ExperimentState] == [
         "not-started", "running", "finished", "cancelled", "failed"]

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.result import ATTEMPT_ENV, RESULT_ENV, load_params, write_result
+from jobs.result import Env, load_params, write_result
 
 FAIL_MODES = ("exit", "nan", "nothing", "text", "huge", "hang", "missing-key", "binary", "empty",
               "truncated", "directory")
@@ -84,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     params = load_params()
-    attempt = int(os.environ.get(ATTEMPT_ENV, "1"))
-    result_path = Path(os.environ.get(RESULT_ENV, "result.json"))
+    attempt = int(os.environ.get(Env.ATTEMPT, "1"))
+    result_path = Path(os.environ.get(Env.RESULT_FILE, "result.json"))
     centers = {k: float(v) for k, v in (c.split("=", 1) for c in args.center)}
     if args.checkpoint:
         centers.update(json.loads(Path(args.checkpoint).read_text())["center"])

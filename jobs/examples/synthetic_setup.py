@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from jobs.result import ATTEMPT_ENV, RUN_DIR_ENV, write_result
+from jobs.result import Env, write_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-attempts", type=int, default=0, help="first N attempts fail")
     parser.add_argument("--record", help="append one line per run here (tests)")
     args = parser.parse_args(argv)
-    attempt = int(os.environ.get(ATTEMPT_ENV, "1"))
+    attempt = int(os.environ.get(Env.ATTEMPT, "1"))
     if args.record:
         with open(args.record, "a", encoding="utf-8") as fh:
             fh.write(f"setup attempt {attempt} pid {os.getpid()}\n")
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     if attempt <= args.fail_attempts:
         print("synthetic_setup: failing on purpose", file=sys.stderr)
         return 3
-    run_dir = Path(os.environ.get(RUN_DIR_ENV, "."))
+    run_dir = Path(os.environ.get(Env.RUN_DIR, "."))
     checkpoint = run_dir / "checkpoint.json"
     centers = {k: float(v) for k, v in (c.split("=", 1) for c in args.center)}
     checkpoint.write_text(json.dumps({"center": centers}))

@@ -36,7 +36,7 @@ def _bottle() -> Any:
         import bottle
     except ImportError:
         raise DashboardError("dashboard needs bottle and plotly: pip install "
-                             "'orchestrator[dashboard]' (or: pip install bottle plotly)") from None
+                             "'dsice-orchestrator[dashboard]' (or: pip install bottle plotly)") from None
     return bottle
 
 
@@ -44,7 +44,7 @@ def plotly_js() -> Path:
     """plotly.js as shipped inside the plotly package (no CDN)."""
     spec = importlib.util.find_spec("plotly")
     if spec is None or not spec.submodule_search_locations:
-        raise DashboardError("dashboard needs plotly: pip install 'orchestrator[dashboard]' "
+        raise DashboardError("dashboard needs plotly: pip install 'dsice-orchestrator[dashboard]' "
                              "(or: pip install plotly)")
     path = Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js"
     if not path.is_file():

@@ -208,6 +208,23 @@ def test_killed_supervisor_is_a_node_failure_and_leaves_nothing(make_scheduler, 
     assert sched.status([job_id])[job_id].state is JobState.NODE_FAIL
 
 
+def test_a_process_that_left_the_session_dies_with_a_dead_supervisor(make_scheduler, shell_job,
+                                                                     state_dir):
+    """setsid takes the process out of the job's session and process group, so killing the
+    group misses it, and with the supervisor (its subreaper) dead nothing else would."""
+    sched = make_scheduler()
+    spec = shell_job("escaped", "setsid sleep 60 & echo $! > bg.pid; wait")
+    job_id = sched.submit(spec)
+    wait_until(sched, [job_id], in_states(JobState.RUNNING))
+    escaped = read_pid(spec.workdir / "bg.pid")
+    poll(lambda: os.getsid(escaped) == escaped, what="the process to leave the session")
+    kill_supervisor(state_dir, job_id)
+
+    status = wait_until(sched, [job_id], in_states(JobState.NODE_FAIL))[job_id]
+    assert status.reason == LOST_REASON
+    poll(lambda: not pid_alive(escaped), timeout=5, what="the escaped process to die")
+
+
 def kill_supervisor(state_dir: Path, job_id: str) -> dict:
     """SIGKILL the job's supervisor and wait until it is gone; returns the job's state record."""
     record = read_state_file(state_dir, job_id)

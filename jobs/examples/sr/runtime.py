@@ -14,8 +14,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from jobs.examples.sr.data import SCALE, Pair
 from jobs.examples.sr.model import TinyDBPN
 from jobs.examples.sr.niqe import niqe
+from jobs.result import Env
 
-CPUS_ENV = "ORCH_CPUS"
+CPUS_ENV = Env.CPUS
 
 
 def configure_threads() -> int:

@@ -1,0 +1,166 @@
+"""Scale: a 10,000-evaluation campaign with 30,000 attempts, and `status` beside it.
+
+Run: ``.venv/bin/python benchmarks/scale.py [--points N] [--failure-rate F]``. A 100 x 100 grid
+(grid strategy, cap 50, 1-second jobs on the simulated cluster) runs through the production
+master and SQLite store, with two thirds of all attempts failing as node failures, so that the
+10,000 points take about 30,000 attempts. Meanwhile a separate process asks for the status, as
+a user at another terminal would, every ``--probe-every`` seconds of wall time, and records how
+long each answer took. Reported:
+
+* master CPU time per attempt and per evaluation (target <= 5 ms per job), peak RSS (<= 150 MB);
+* status answer times while the campaign grows (target < 1 s throughout), and at the end, both
+  the query alone and the whole ``orchestrator status`` command (interpreter start included);
+* ``history --json`` at the end, for comparison.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import orchestrator.master  # noqa: F401  (loaded here, before the clock starts)
+from orchestrator import queries
+from orchestrator.simulate import run_simulation
+
+ROOT = Path(__file__).resolve().parents[1]
+CAP = 50
+CPU_PER_JOB_TARGET_MS = 5.0
+RSS_TARGET_MB = 150.0
+STATUS_TARGET_S = 1.0
+
+
+def objective(params: dict[str, float]) -> float:
+    return (params["x"] - 37) ** 2 + (params["y"] - 61) ** 2
+
+
+def write_config(directory: Path, side: int, failure_rate: float) -> Path:
+    path = directory / "scale.toml"
+    path.write_text(textwrap.dedent(f"""\
+        [experiment]
+        name = "scale"
+        [objective]
+        key = "loss"
+        [parameters]
+        x = {{ linear = {{ start = 0, stop = {side - 1}, num = {side} }} }}
+        y = {{ linear = {{ start = 0, stop = {side - 1}, num = {side} }} }}
+        [trial]
+        command = "true"
+        infra_retries = 1000
+        [search]
+        strategy = "grid"
+        [scheduler]
+        cap = {CAP}
+        poll_interval = 1.0
+        [simulate]
+        duration_mean_hours = {1 / 3600}
+        failure_rate = {failure_rate}
+        objective = "{Path(__file__).resolve()}:objective"
+        """))
+    return path
+
+
+def timed_status(url: str) -> tuple[float, float, int, int]:
+    """Wall and CPU seconds the status query took (on a shared machine the CPU time is the
+    steadier figure), and the points done and attempts it reported."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    data = queries.query(url, queries.status)
+    return (time.perf_counter() - wall, time.process_time() - cpu,
+            data["evaluations"] + data["failed_points"], data["attempts"])
+
+
+def probe(url: str, every: float, out: Path) -> int:
+    """The status-asking process: one JSON line per answer, until the campaign has ended."""
+    with open(out, "a", encoding="utf-8") as fh:
+        while True:
+            try:
+                seconds, cpu, done, attempts = timed_status(url)
+                state = queries.query(url, lambda s, exp: exp.state)
+            except Exception as exc:  # noqa: BLE001  (the database may not exist yet: ask again)
+                fh.write(json.dumps({"error": str(exc).splitlines()[0]}) + "\n")
+                state = None
+            else:
+                fh.write(json.dumps({"s": seconds, "cpu": cpu, "done": done,
+                                     "attempts": attempts}) + "\n")
+            fh.flush()
+            if state == "finished":
+                return 0
+            time.sleep(every)
+
+
+def cli_seconds(*args: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=ROOT, check=True,
+                   capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=10_000,
+                        help="grid size (rounded to a square)")
+    parser.add_argument("--failure-rate", type=float, default=2 / 3)
+    parser.add_argument("--probe-every", type=float, default=5.0, help="wall seconds between asks")
+    parser.add_argument("--probe", nargs=2, metavar=("URL", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.probe:
+        return probe(args.probe[0], args.probe_every, Path(args.probe[1]))
+    side = math.isqrt(args.points - 1) + 1
+    with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
+        work = Path(tmp) / "work"
+        config = write_config(Path(tmp), side, args.failure_rate)
+        url = f"sqlite:///{work / 'state.db'}"
+        answers = Path(tmp) / "answers.jsonl"
+        prober = subprocess.Popen([sys.executable, __file__, "--probe", url, str(answers),
+                                   "--probe-every", str(args.probe_every)], cwd=ROOT)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        sim = run_simulation(config, work_dir=work)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        prober.wait(timeout=120)
+        probes = [json.loads(line) for line in answers.read_text().splitlines()]
+        final_query, final_cpu, done, attempts = timed_status(url)
+        status_cli = cli_seconds("status", str(work / "state.db"))
+        history_cli = cli_seconds("history", str(work / "state.db"), "--json")
+    answered = [p for p in probes if "s" in p]
+    slowest = max(answered, key=lambda p: p["s"]) if answered else None
+    most_cpu = max((p["cpu"] for p in answered), default=0.0)
+    per_attempt = 1000 * cpu / attempts
+    rows = [
+        ("points done / attempts", f"{done} / {attempts}", ""),
+        ("wall time of the campaign",
+         f"{wall:.0f} s (simulated makespan {sim.report['makespan_hours']:.1f} h)", ""),
+        ("master CPU per attempt", f"{per_attempt:.2f} ms ({1000 * cpu / done:.2f} ms per point)",
+         _verdict(per_attempt <= CPU_PER_JOB_TARGET_MS, f"<= {CPU_PER_JOB_TARGET_MS:g} ms")),
+        ("peak RSS", f"{rss_mb:.0f} MB",
+         _verdict(rss_mb <= RSS_TARGET_MB, f"<= {RSS_TARGET_MB:g} MB")),
+        ("status answers during the run", f"{len(answered)}", ""),
+        ("slowest status answer during the run",
+         "-" if slowest is None else f"{slowest['s']:.3f} s at {slowest['done']} points / "
+                                     f"{slowest['attempts']} attempts",
+         "" if slowest is None
+         else _verdict(slowest["s"] < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
+        ("most CPU of a status answer during the run", f"{most_cpu:.3f} s", ""),
+        ("status query at the end", f"{final_query:.3f} s ({final_cpu:.3f} s CPU)",
+         _verdict(final_query < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
+        ("`orchestrator status` at the end (whole command)", f"{status_cli:.2f} s", ""),
+        ("`orchestrator history --json` at the end", f"{history_cli:.2f} s", ""),
+    ]
+    print("| figure | value | target |\n|---|---|---|")
+    for name, value, verdict in rows:
+        print(f"| {name} | {value} | {verdict} |")
+    return 0
+
+
+def _verdict(ok: bool, target: str) -> str:
+    return f"{target}: {'met' if ok else 'MISSED'}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
