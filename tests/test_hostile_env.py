@@ -90,8 +90,9 @@ def test_equal_grid_and_unused_seed_are_the_same_experiment(write_config, cli, t
     path.write_text(text.replace("[1, 2, 3]", "[1, 2, 4]"))
     proc = cli("start", str(path))
     assert proc.returncode == 2
-    assert ("the search definition changed since the experiment started (parameters)"
-            in one_line(proc))
+    line = one_line(proc)
+    assert "the search definition changed since the experiment started" in line
+    assert "x" in line.split("started:", 1)[1]              # the difference is named
 
 
 def test_changing_scheduler_kind_with_jobs_in_flight_is_refused(write_config, cli, tmp_path):
