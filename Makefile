@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv install install-test bench clean-demo
+.PHONY: demo test lint venv install install-test bench clean-demo
 
 $(PY):
 	@$(PYTHON) -m venv $(VENV) || { echo "cannot create $(VENV): on Debian, apt-get install python3-venv" >&2; exit 1; }
@@ -14,9 +14,10 @@ $(PY):
 install: $(PY)
 	@$(PY) -m pip install --quiet -e .
 
-# The test extras, and torch (CPU) with scikit-image for the super-resolution example's tests.
+# The test extras, the benchmark's peers (its harness has tests), and torch (CPU) with
+# scikit-image for the super-resolution example's tests.
 install-test: $(PY)
-	@$(PY) -m pip install --quiet -e '.[test,sr]'
+	@$(PY) -m pip install --quiet -e '.[test,bench,sr]'
 
 # Tune the synthetic demo with DSICE on the local scheduler, from scratch (jobs of 1-2 s), then
 # show the best point, the share of the grid it took and the commands to try next.
@@ -31,6 +32,13 @@ clean-demo:
 test: install-test
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# ruff over everything; mypy, strict on the search core, the adapter interface and the result
+# protocol (pyproject.toml). CI runs it before the tests.
+lint: $(PY)
+	@$(PY) -m pip install --quiet -e '.[lint]'
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: install-test
 	$(PY) benchmarks/search_efficiency.py --quick

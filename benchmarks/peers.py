@@ -169,7 +169,7 @@ def reused(files: Sequence[Path], wanted: list[Task]) -> dict[tuple[str, str, st
             lines = path.read_text().splitlines()
             runs = [RunSummary.from_dict(json.loads(line)) for line in lines if line.strip()]
         except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise SystemExit(f"--reuse {path}: not a --json file of this benchmark: {exc}")
+            raise SystemExit(f"--reuse {path}: not a --json file of this benchmark: {exc}") from None
         for run in runs:
             task = keys.get(_key(run))
             if task is not None and task.budget == run.budget:

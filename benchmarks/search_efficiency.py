@@ -129,7 +129,7 @@ def summarise(method: str, traces: list[Trace], problem: Problem) -> Row:
     def med(xs: Iterator[float]) -> float:
         return statistics.median(list(xs))
 
-    opt = [t.first(lambda v: v <= problem.optimum) for t in traces]
+    opt = [t.first(lambda v, best=problem.optimum: v <= best) for t in traces]
     hits = sum(1 for e, _ in opt if not math.isinf(e))
     near = [t.first(lambda v: problem.regret(v) <= NEAR) for t in traces]
     # Medians over runs; a run that never got there counts as infinitely late.
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
               f"max {1e3 * max(dsice.cycle_seconds):.2f} ms")
         cycles = [c for t in exploring for c in t.cycle_seconds]
         print(f"DSICE + exploration: rounds to optimum per seed "
-              f"{[t.first(lambda v: v <= problem.optimum)[1] for t in exploring]}; "
+              f"{[t.first(lambda v, best=problem.optimum: v <= best)[1] for t in exploring]}; "
               f"ask+tell per round: mean {1e3 * statistics.mean(cycles):.2f} ms, "
               f"max {1e3 * max(cycles):.2f} ms")
         if not tpe:

@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 
-
 class Env:
     """The environment variables the master sets for every job (the protocol's names)."""
 
@@ -74,7 +73,8 @@ def load_params(run_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]
     """The trial's parameters, from ``params.json`` in the run directory."""
     directory = Path(run_dir or os.environ.get(RUN_DIR_ENV, "."))
     with open(directory / PARAMS_FILE, encoding="utf-8") as fh:
-        return json.load(fh)
+        params: dict[str, Any] = json.load(fh)
+    return params
 
 
 def write_result(values: dict[str, Any], path: str | os.PathLike[str] | None = None) -> Path:

@@ -262,7 +262,8 @@ def preflight(config: Config, *, probe_scheduler: bool) -> list[str]:
     """What ``start`` checks before it creates anything: option names and values (a
     ConfigError, exit 2, all named in one line) and, with ``probe_scheduler`` (a new
     experiment: a restart leaves that to the master, which stops on SchedulerMisconfigured),
-    the scheduler's commands (SchedulerNotReady, exit 2, as the master's own stop). Returns the warnings to show."""
+    the scheduler's commands (SchedulerNotReady, exit 2, as the master's own stop). Returns the
+    warnings to show."""
     raw = config.model.model_dump(mode="python")
     problems = option_problems(raw)
     if problems:

@@ -27,10 +27,10 @@ from . import exitcodes
 from .check import Inspection, first_point, first_trial_spec, inspect_config
 from .config import Config
 from .errors import OrchestratorError
+from .files import private_mkdir, write_atomic
 from .outcomes import judge, output_tail
 from .output import add_target, emit_json
 from .render import point
-from .files import private_mkdir, write_atomic
 from .trials import params_text
 
 CHECK_RUNS = "check-runs"

@@ -24,8 +24,8 @@ from . import (
     simulate,
     starter,
 )
-from .dashboard import command as dashboard_command
 from .config import ConfigError
+from .dashboard import command as dashboard_command
 from .errors import OrchestratorError
 from .version import __version__
 

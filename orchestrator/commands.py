@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from . import exitcodes, queries
-from .errors import CannotWrite, UsageError
 from .config import load_config
+from .errors import CannotWrite, UsageError
 from .live import add_watch, ended, follow, last_heartbeat, watch
 from .output import add_format, add_target, format_record, show_record, show_rows
 from .render import counts, duration, measured

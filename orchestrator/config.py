@@ -22,10 +22,14 @@ from pydantic import (
     model_validator,
 )
 
+from .config_checks import (
+    ConfigProblem,
+    check_config,
+    check_work_dir_template,
+    definition_changes,
+    duplicate_value,
+)
 from .notify import NotifySection
-
-from .config_checks import (ConfigProblem, check_config, check_work_dir_template,
-                            definition_changes, duplicate_value)
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 EXPERIMENT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -73,7 +77,7 @@ class ParameterSpec(Strict):
     log: LogRange | None = None
 
     @model_validator(mode="after")
-    def _one_source(self) -> "ParameterSpec":
+    def _one_source(self) -> ParameterSpec:
         given = [k for k in ("values", "linear", "log") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of 'values', 'linear', 'log'")
@@ -100,12 +104,12 @@ class ParameterSpec(Strict):
             if r.num == 1:
                 return [_tidy(r.start)]
             return [_tidy(r.start + (r.stop - r.start) * i / (r.num - 1)) for i in range(r.num)]
-        r = self.log
-        assert r is not None
-        if r.num == 1:
-            return [_tidy(r.start)]
-        a, b = math.log10(r.start), math.log10(r.stop)
-        return [_tidy(10 ** (a + (b - a) * i / (r.num - 1))) for i in range(r.num)]
+        g = self.log
+        assert g is not None
+        if g.num == 1:
+            return [_tidy(g.start)]
+        a, b = math.log10(g.start), math.log10(g.stop)
+        return [_tidy(10 ** (a + (b - a) * i / (g.num - 1))) for i in range(g.num)]
 
 
 def _tidy(x: float) -> float:
@@ -182,7 +186,7 @@ class SearchSection(Strict):
         return data
 
     @model_validator(mode="after")
-    def _async_needs_refill(self) -> "SearchSection":
+    def _async_needs_refill(self) -> SearchSection:
         if self.options.get("mode") == "async" and self.mode != "refill":
             raise ValueError("options.mode 'async' needs mode = \"refill\" (the master tells "
                              "results as they arrive and refills free slots); in synchronous "
@@ -212,7 +216,7 @@ class SimulateSection(Strict):
     table: str | None = None         # CSV: one column per parameter and the objective key
 
     @model_validator(mode="after")
-    def _one_objective(self) -> "SimulateSection":
+    def _one_objective(self) -> SimulateSection:
         if (self.objective is None) == (self.table is None):
             raise ValueError("give exactly one of 'objective' (MODULE:FUNCTION) and 'table' (CSV)")
         return self

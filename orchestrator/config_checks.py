@@ -155,8 +155,10 @@ def _check_database(url: str) -> None:
 def _strategy_classes(strategy: str) -> list[type]:
     import search
     from search.explore import ExploringDSICE
-    return {"grid": [search.GridSearch], "random": [search.RandomSearch],
-            "dsice": [search.DSICE, ExploringDSICE]}[strategy]
+    classes: dict[str, list[type]] = {
+        "grid": [search.GridSearch], "random": [search.RandomSearch],
+        "dsice": [search.DSICE, ExploringDSICE, search.EagerDSICE]}
+    return classes[strategy]
 
 
 def _check_search_options(strategy: str, options: dict[str, Any]) -> None:
@@ -164,7 +166,7 @@ def _check_search_options(strategy: str, options: dict[str, Any]) -> None:
     expected, a number for a float, true/false for a flag), so no Python error reaches the user."""
     expected_types: dict[str, type | None] = {}
     for cls in _strategy_classes(strategy):
-        signature = inspect.signature(cls.__init__, eval_str=True)
+        signature = inspect.signature(cls, eval_str=True)   # __init__ without self
         for name, parameter in signature.parameters.items():
             expected_types.setdefault(name, _expected_type(parameter))
     for name, value in options.items():

@@ -93,7 +93,9 @@ class DatabaseWatch:
             target = self.path.with_name(f"{self.path.name}{RECOVERED_SUFFIX}-{n}")
         raw = engine.raw_connection()   # outside SQLAlchemy: VACUUM refuses a transaction
         try:
-            raw.driver_connection.execute("VACUUM INTO ?", (str(target),))
+            connection = raw.driver_connection
+            assert connection is not None
+            connection.execute("VACUUM INTO ?", (str(target),))
             os.chmod(target, 0o600)
         except Exception:  # noqa: BLE001  (the message says it could not be saved)
             return None

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from typing import Any, TextIO
 
 from sqlalchemy import select
@@ -126,7 +127,7 @@ def follow(target: str, fmt: str, limit: int, *, wide: bool = False,
     try:
         while True:
             rows, after, state, master = queries.query(
-                target, lambda s, exp: events_since(s, exp, after, limit if first else None))
+                target, partial(events_since, after_id=after, limit=limit if first else None))
             first = False
             for row in rows:
                 out.write(event_line(row, fmt, width) + "\n")

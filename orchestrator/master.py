@@ -30,11 +30,12 @@ from scheduler_adapters.base import Scheduler, SchedulerMisconfigured
 
 from . import exitcodes, extend, ledger, queries
 from .announce import announce, check_notifier
-from .config import Config
 from .background import Interrupted, run_keeping_lease
+from .config import Config
 from .context import Context, MasterError
 from .fail_fast import FailFast
 from .faults import crash_point
+from .guards import DatabaseWatch, refuse_new_over_old_runs, refuse_unsafe_change
 from .lease import LeaseHeld, LeaseHolder, LeaseLost
 from .models import Experiment, Lease
 from .progress import Progress
@@ -45,7 +46,6 @@ from .setup_job import Failed, SetupJob, SetupOutputs
 from .states import ExperimentState
 from .store import create_schema, make_engine, schema_problem, session_factory
 from .submit import Submitter
-from .guards import DatabaseWatch, refuse_new_over_old_runs, refuse_unsafe_change
 from .workdir import PrivateLogHandler, WorkDirUnsafe, check_work_dir, probe_writable
 
 __all__ = ["Master", "MasterError"]
@@ -97,6 +97,7 @@ class Master:
 
     def _run(self) -> int:
         engine: Engine | None = None
+        watch: DatabaseWatch | None = None
         try:
             engine = self._open_engine()
             sessions = session_factory(engine)
@@ -131,6 +132,8 @@ class Master:
                 self.progress.message("another master took over this experiment; exiting")
                 return exitcodes.LEASE_LOST
         except (OperationalError, OSError) as exc:
+            if watch is not None and engine is not None:
+                watch.check(engine)          # a deleted state.db: say so, and save what it held
             # A full disk, a vanished mount, a lost database server. Every state change is one
             # transaction, so what was stored stays stored; `start` resumes once it is fixed.
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]

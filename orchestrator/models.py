@@ -119,8 +119,8 @@ class Point(Base):
     budget_resets: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    attempts: Mapped[list["Attempt"]] = relationship(back_populates="point", order_by="Attempt.number")
-    evaluation: Mapped["Evaluation | None"] = relationship(back_populates="point")
+    attempts: Mapped[list[Attempt]] = relationship(back_populates="point", order_by="Attempt.number")
+    evaluation: Mapped[Evaluation | None] = relationship(back_populates="point")
 
     @property
     def index(self) -> tuple[int, ...]:

@@ -52,9 +52,9 @@ def _user_attrs(e: dict[str, Any]) -> dict[str, Any]:
 def trials(search: dict[str, Any]) -> list[Any]:
     """The experiment's evaluations as Optuna ``FrozenTrial`` objects."""
     _optuna()
-    from optuna.distributions import CategoricalDistribution
+    from optuna.distributions import BaseDistribution, CategoricalDistribution
     from optuna.trial import FrozenTrial, TrialState
-    distributions = {name: CategoricalDistribution(search["candidates"][name])
+    distributions: dict[str, BaseDistribution] = {name: CategoricalDistribution(search["candidates"][name])
                      for name in search["parameters"]}
     out = []
     for number, e in enumerate(search["evaluations"]):

@@ -20,8 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobs.result import (CHECKPOINT_DIR, RESULT_FILE, ResultError, is_unfinished, read_result,
-                         read_result_object)
+from jobs.result import (
+    CHECKPOINT_DIR,
+    RESULT_FILE,
+    ResultError,
+    is_unfinished,
+    read_result,
+    read_result_object,
+)
 from scheduler_adapters.base import JobState, JobStatus
 
 from .states import AttemptState, FailureKind

@@ -30,8 +30,14 @@ def _pyplot() -> Any:
 
 
 def write_all(data: dict[str, Any], out_dir: Path) -> list[Path]:
-    return save_figures(out_dir, [(name, lambda plt, draw=draw: draw(plt, data))
+    return save_figures(out_dir, [(name, bound(draw, data))
                                   for name, draw in zip(FILES, (objective, timeline, utilisation))])
+
+
+def bound(draw: Callable[[Any, dict[str, Any]], Any], data: dict[str, Any]
+          ) -> Callable[[Any], Any]:
+    """``draw`` with its data given: what ``save_figures`` calls with pyplot."""
+    return lambda plt: draw(plt, data)
 
 
 def save_figures(out_dir: Path, drawers: list[tuple[str, Callable[[Any], Any]]]) -> list[Path]:

@@ -18,7 +18,7 @@ PANELS_PER_ROW = 3
 
 
 def write_all(data: dict[str, Any], out_dir: Path) -> list[Path]:
-    return plots.save_figures(out_dir, [(name, lambda plt, draw=draw: draw(plt, data))
+    return plots.save_figures(out_dir, [(name, plots.bound(draw, data))
                                         for name, draw in zip(FILES, (slices, dsice_path,
                                                                       parallel))])
 
@@ -93,8 +93,9 @@ def slices(plt: Any, data: dict[str, Any]) -> Any:
         candidates = data["candidates"][name]
         numeric = _numeric(candidates)
         if ok:
-            scatter = ax.scatter([_slice_x(e, name, candidates) for e in ok], values, c=[e["order"] for e in ok],
-                                 cmap="viridis", s=18, alpha=0.8, vmin=1, vmax=len(evs))
+            scatter = ax.scatter([_slice_x(e, name, candidates) for e in ok], values,
+                                 c=[e["order"] for e in ok], cmap="viridis", s=18, alpha=0.8,
+                                 vmin=1, vmax=len(evs))
             _value_axis(ax, data, values, labelled=k % per_row == 0)
         _failed_on_edge(ax, [_slice_x(e, name, candidates) for e in evs if e["value"] is None])
         if numeric:
@@ -134,7 +135,10 @@ def dsice_path(plt: Any, data: dict[str, Any]) -> Any:
     numbers = [st["number"] for st in stages]
     for k, (ax, name) in enumerate(zip((row[0] for row in axes), names)):
         candidates = data["candidates"][name]
-        line_x, line_y, other_x, other_y = [], [], [], []
+        line_x: list[Any] = []
+        line_y: list[Any] = []
+        other_x: list[Any] = []
+        other_y: list[Any] = []
         for st in stages:
             for p in st["points"]:
                 on = _on_line(p, st["base"], k)

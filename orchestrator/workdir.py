@@ -17,11 +17,11 @@ a link to elsewhere. So:
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 import stat
 from pathlib import Path
-from typing import TextIO
 
 TOP_FILES = ("state.db", "master.log", "master.pid", "master.out", ".write-test")
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
@@ -136,6 +136,6 @@ def probe_writable(path: Path) -> None:
 class PrivateLogHandler(logging.FileHandler):
     """A FileHandler whose file is owner-only and never reached through a symbolic link."""
 
-    def _open(self) -> TextIO:
+    def _open(self) -> io.TextIOWrapper:
         fd = open_append_private(Path(self.baseFilename))
         return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)

@@ -27,13 +27,30 @@ from types import ModuleType
 from typing import Any, TypeVar
 
 from ._files import write_atomic
-from .base import (JobRejected, JobSpec, JobStatus, SchedulerError, SchedulerMisconfigured,
-                   SchedulerOptionError, SchedulerUnavailable, SubmitLimitReached)
+from .base import (
+    JobRejected,
+    JobSpec,
+    JobStatus,
+    SchedulerError,
+    SchedulerMisconfigured,
+    SchedulerOptionError,
+    SchedulerUnavailable,
+    SubmitLimitReached,
+)
 from .cli_base import CommandLineScheduler
 from .commands import DEFAULT_TIMEOUT_S
-from .sge_formats import (AccountingRecord, LiveJob, RESOURCE_NAME_RE, finished_status,
-                          live_status, parse_error_reasons, parse_native_specification,
-                          parse_qacct, parse_qstat_xml, vanished_status)
+from .sge_formats import (
+    RESOURCE_NAME_RE,
+    AccountingRecord,
+    LiveJob,
+    finished_status,
+    live_status,
+    parse_error_reasons,
+    parse_native_specification,
+    parse_qacct,
+    parse_qstat_xml,
+    vanished_status,
+)
 
 log = logging.getLogger(__name__)
 

@@ -47,9 +47,18 @@ from pathlib import Path
 from typing import Any
 
 from ._files import FILE_MODE, boot_id, proc_stat, read_json, write_atomic, write_json_atomic
-from .base import (JOB_NAME_RE, JobRejected, JobSpec, JobState, JobStatus, Scheduler,
-                   SchedulerMisconfigured, SchedulerOptionError, SchedulerUnavailable,
-                   render_script)
+from .base import (
+    JOB_NAME_RE,
+    JobRejected,
+    JobSpec,
+    JobState,
+    JobStatus,
+    Scheduler,
+    SchedulerMisconfigured,
+    SchedulerOptionError,
+    SchedulerUnavailable,
+    render_script,
+)
 from .commands import command_problem, probe
 
 RUNNER_MODULE = "scheduler_adapters.local_runner"

@@ -31,8 +31,15 @@ from typing import Any
 
 from ._files import FILE_MODE, proc_stat, read_json, write_json_atomic
 from .base import JobState
-from .local import (CANCEL_FILE, JOB_TOKEN_ENV, SCRIPT_FILE, SPEC_FILE, STATE_FILE,
-                    process_identity, supervisor_alive)
+from .local import (
+    CANCEL_FILE,
+    JOB_TOKEN_ENV,
+    SCRIPT_FILE,
+    SPEC_FILE,
+    STATE_FILE,
+    process_identity,
+    supervisor_alive,
+)
 
 SLOT_POLL_S = 0.05         # how often the head of the queue looks for a free slot
 SWEEP_LIMIT_S = 5.0        # how long to keep killing and reaping a finished job's leftovers

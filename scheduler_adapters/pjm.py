@@ -31,9 +31,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import (JobRejected, JobSpec, JobState, JobStatus, SchedulerError,
-                   SchedulerMisconfigured, SchedulerOptionError, SchedulerUnavailable,
-                   SubmitLimitReached)
+from .base import (
+    JobRejected,
+    JobSpec,
+    JobState,
+    JobStatus,
+    SchedulerError,
+    SchedulerMisconfigured,
+    SchedulerOptionError,
+    SchedulerUnavailable,
+    SubmitLimitReached,
+)
 from .cli_base import CommandLineScheduler
 from .commands import DEFAULT_TIMEOUT_S, CommandResult
 

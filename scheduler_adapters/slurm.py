@@ -18,13 +18,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
-from .base import (JobSpec, JobStatus, SchedulerOptionError,
-                   SchedulerUnavailable, SubmitLimitReached)
+from .base import JobSpec, JobStatus, SchedulerOptionError, SchedulerUnavailable, SubmitLimitReached
 from .cli_base import CommandLineScheduler
 from .commands import DEFAULT_TIMEOUT_S, CommandResult
-from .slurm_formats import (ALLOCATION_ID, BENIGN_SCANCEL, SACCT_FORMAT, SQUEUE_FORMAT,
-                            classify_submit_failure, history_mode_from_config, parse_sacct,
-                            parse_sbatch_output, parse_squeue, scheduler_words)
+from .slurm_formats import (
+    ALLOCATION_ID,
+    BENIGN_SCANCEL,
+    SACCT_FORMAT,
+    SQUEUE_FORMAT,
+    classify_submit_failure,
+    history_mode_from_config,
+    parse_sacct,
+    parse_sbatch_output,
+    parse_squeue,
+    scheduler_words,
+)
 
 log = logging.getLogger(__name__)
 

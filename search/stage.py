@@ -2,11 +2,13 @@
 
 Three kinds, sharing one small interface used by the engine (``search.dsice``):
 
-* ``RadialStage`` – the parallel stage (docs/spec/dsice.md#stage): the base, its level-k neighbours, and one
-  IPPE line agent per unexamined direction, all running at once (round-robin list).
-* ``SequentialStage`` – one S_2018 step (docs/spec/dsice.md#sequential): direction search over the neighbours, then
-  IPPE on the single most promising line.
-* ``IppeStage`` – S_IPPE for a single parameter (docs/spec/dsice.md#s-ippe): IPPE on the whole axis, no base point.
+* ``RadialStage`` – the parallel stage (docs/spec/dsice.md#stage): the base, its level-k
+  neighbours, and one IPPE line agent per unexamined direction, all running at once
+  (round-robin list).
+* ``SequentialStage`` – one S_2018 step (docs/spec/dsice.md#sequential): direction search over
+  the neighbours, then IPPE on the single most promising line.
+* ``IppeStage`` – S_IPPE for a single parameter (docs/spec/dsice.md#s-ippe): IPPE on the whole
+  axis, no base point.
 """
 from __future__ import annotations
 

@@ -78,7 +78,7 @@ def test_a_trial_that_hands_over_is_continued(write_config, cli, tmp_path):
 def test_continuations_are_bounded(write_config, cli, tmp_path):
     path = continued_config(write_config, f"{CHECKPOINTING} --steps 10 --step-seconds 0.01 "
                                           "--steps-per-run 2", continuations=1)
-    assert cli("start", str(path)).returncode == 0
+    assert cli("start", str(path)).returncode == 1     # its one point failed: no success
     db = tmp_path / "work" / "state.db"
     rows = attempts(db)
     assert [r[2] for r in rows] == ["continued", "failed"]
@@ -90,7 +90,7 @@ def test_continuations_are_bounded(write_config, cli, tmp_path):
 def test_a_time_limit_without_checkpoint_is_still_a_failure(write_config, cli, tmp_path):
     path = continued_config(write_config, "{python} -m jobs.examples.synthetic --sleep 30",
                             time_limit=1)
-    assert cli("start", str(path)).returncode == 0
+    assert cli("start", str(path)).returncode == 1     # its one point failed: no success
     rows = attempts(tmp_path / "work" / "state.db")
     assert [(r[2], r[3]) for r in rows] == [("timeout", "program")]
 

@@ -5,7 +5,6 @@ import json
 import sqlite3
 from pathlib import Path
 
-
 from orchestrator.config import load_config
 from orchestrator.master import Master
 

@@ -13,10 +13,10 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.config import SearchSection
-from tests.conftest import ROOT
 from orchestrator.simulate import run_simulation, scratch_root
 from scheduler_adapters.base import JobSpec, JobState
 from scheduler_adapters.simulated import EPOCH, SimulatedScheduler, VirtualClock
+from tests.conftest import ROOT
 
 HOUR = 3600.0
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from scheduler_adapters.base import JobState
-
 from orchestrator import states
 from orchestrator.models import SCHEMA_VERSION
 from orchestrator.states import AttemptState, ExperimentState, FailureKind, Origin, PointState
+from scheduler_adapters.base import JobState
 
 
 def test_members_are_the_stored_strings():

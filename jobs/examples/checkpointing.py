@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 from jobs.examples.synthetic import loss
-from jobs.result import (checkpoint_dir, continuation, load_params, write_result,
-                         write_unfinished)
+from jobs.result import checkpoint_dir, continuation, load_params, write_result, write_unfinished
 
 STATE_FILE = "progress.json"
 

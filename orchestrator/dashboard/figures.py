@@ -10,7 +10,8 @@ from ..states import AttemptState
 
 FAILED = plots.FAILED_STATES_COLOUR
 RUNNING = plots.COLOURS[AttemptState.RUNNING]
-OUTCOME_COLOURS = {**plots.COLOURS, AttemptState.FAILED: FAILED}
+OUTCOME_COLOURS: dict[str, str] = {**{str(k): v for k, v in plots.COLOURS.items()},
+                                   AttemptState.FAILED: FAILED}
 QUEUED = "queued"                 # a bar's part before the job started, not an attempt state
 # A browser keeps up with a few thousand bars; older attempts are left out beyond that.
 MAX_TIMELINE_BARS = 3000

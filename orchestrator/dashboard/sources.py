@@ -72,8 +72,8 @@ def discover(target: str) -> list[Source]:
             return [Source(config.name, config.database_url)]
         return [Source(path.resolve().parent.name, f"sqlite:///{path.resolve()}")]
     found: dict[str, Source] = {}
-    for config in sorted(path.glob("*.toml")):
-        source = _config_source(config)
+    for config_file in sorted(path.glob("*.toml")):
+        source = _config_source(config_file)
         if source is not None:
             found.setdefault(source.url, source)
     for db in _walk_databases(path.resolve()):

@@ -541,7 +541,7 @@ def start_script(job: dict[str, Any]) -> subprocess.Popen[bytes] | tuple[int, st
         return 21, "-"
     finally:
         stdout.close()
-        if stderr is not subprocess.STDOUT:
+        if not isinstance(stderr, int):       # subprocess.STDOUT: nothing of its own to close
             stderr.close()
 
 

@@ -24,6 +24,7 @@ from scheduler_adapters.drmaa_adapter import DRMAAScheduler
 
 from .sge_helpers import grid_engine_problem
 
+
 @pytest.fixture(scope="session")
 def grid_engine() -> None:
     problem = grid_engine_problem()

@@ -11,10 +11,18 @@ import pytest
 
 from scheduler_adapters.base import JobRejected, JobSpec, JobState
 from scheduler_adapters.drmaa_adapter import DRMAAScheduler
-from scheduler_adapters.sge_formats import (AccountingRecord, LiveJob, finished_status, live_status,
-                                            parse_duration, parse_error_reasons,
-                                            parse_native_specification, parse_qacct,
-                                            parse_qstat_xml, vanished_status)
+from scheduler_adapters.sge_formats import (
+    AccountingRecord,
+    LiveJob,
+    finished_status,
+    live_status,
+    parse_duration,
+    parse_error_reasons,
+    parse_native_specification,
+    parse_qacct,
+    parse_qstat_xml,
+    vanished_status,
+)
 
 DATA = Path(__file__).parent / "data"
 

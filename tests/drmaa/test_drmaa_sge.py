@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_adapters.base import (JobRejected, JobState, SchedulerUnavailable,
-                                     SubmitLimitReached)
+from scheduler_adapters.base import JobRejected, JobState, SchedulerUnavailable, SubmitLimitReached
 from scheduler_adapters.drmaa_adapter import CONTACT_FILE, SCRIPT_NAME, DRMAAScheduler
 
 from ..adapters.helpers import in_states, poll, wait_until

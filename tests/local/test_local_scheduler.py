@@ -14,8 +14,13 @@ from pathlib import Path
 import pytest
 
 from scheduler_adapters import local
-from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerMisconfigured,
-                                     SchedulerUnavailable)
+from scheduler_adapters.base import (
+    JobRejected,
+    JobSpec,
+    JobState,
+    SchedulerMisconfigured,
+    SchedulerUnavailable,
+)
 from scheduler_adapters.local import LOST_REASON, LocalScheduler, process_identity
 
 from ..adapters.helpers import in_states, poll, wait_until

@@ -6,8 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerUnavailable,
-                                     SubmitLimitReached)
+from scheduler_adapters.base import JobRejected, JobSpec, JobState, SchedulerUnavailable, SubmitLimitReached
 from scheduler_adapters.emulators import BIN_DIR
 from scheduler_adapters.emulators.pjm import PJMEmulator, process_alive
 from scheduler_adapters.pjm import PJDEL_TRIES, PJMScheduler

@@ -10,8 +10,13 @@ from collections.abc import Callable
 
 import pytest
 
-from scheduler_adapters.base import (JobSpec, JobState, SchedulerMisconfigured,
-                                     SchedulerUnavailable, SubmitLimitReached)
+from scheduler_adapters.base import (
+    JobSpec,
+    JobState,
+    SchedulerMisconfigured,
+    SchedulerUnavailable,
+    SubmitLimitReached,
+)
 from scheduler_adapters.emulators import BIN_DIR
 from scheduler_adapters.emulators.pjm import PJMEmulator
 from scheduler_adapters.pjm import PJDEL_TRIES, PJMScheduler

@@ -8,12 +8,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerMisconfigured,
-                                     SchedulerUnavailable, SubmitLimitReached)
+from scheduler_adapters.base import (
+    JobRejected,
+    JobSpec,
+    JobState,
+    SchedulerMisconfigured,
+    SchedulerUnavailable,
+    SubmitLimitReached,
+)
 from scheduler_adapters.commands import CommandResult
 from scheduler_adapters.emulators.pjm import column_spans, fixed_row
-from scheduler_adapters.pjm import (PJMRow, PJMScheduler, format_elapse, map_state, parse_pjsub,
-                                    parse_table, rows_from_table)
+from scheduler_adapters.pjm import (
+    PJMRow,
+    PJMScheduler,
+    format_elapse,
+    map_state,
+    parse_pjsub,
+    parse_table,
+    rows_from_table,
+)
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 

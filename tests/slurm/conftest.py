@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from scheduler_adapters.slurm import SlurmScheduler
+from scheduler_adapters.slurm_formats import history_mode_from_config
 
 from .slurm_helpers import cluster_problem
-from scheduler_adapters.slurm_formats import history_mode_from_config
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerUnavailable,
-                                     SubmitLimitReached)
+from scheduler_adapters.base import JobRejected, JobSpec, JobState, SchedulerUnavailable, SubmitLimitReached
 from scheduler_adapters.slurm import SlurmScheduler
 
 from ..adapters.helpers import poll, wait_until

@@ -6,13 +6,19 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_adapters.base import (JobRejected, JobSpec, JobState, SchedulerUnavailable,
-                                     SubmitLimitReached)
+from scheduler_adapters.base import JobRejected, JobSpec, JobState, SchedulerUnavailable, SubmitLimitReached
 from scheduler_adapters.slurm import SlurmScheduler, time_limit_minutes
-from scheduler_adapters.slurm_formats import (classify_submit_failure, exit_code_from_sacct,
-                                              exit_code_from_wait_status, history_mode_from_config,
-                                              map_state, parse_sacct, parse_sbatch_output,
-                                              parse_squeue, scheduler_words)
+from scheduler_adapters.slurm_formats import (
+    classify_submit_failure,
+    exit_code_from_sacct,
+    exit_code_from_wait_status,
+    history_mode_from_config,
+    map_state,
+    parse_sacct,
+    parse_sbatch_output,
+    parse_squeue,
+    scheduler_words,
+)
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 

@@ -21,8 +21,13 @@ import torch
 from jobs.examples.sr.data import HELD_OUT_IMAGES, TRAIN_IMAGES, PatchSampler, load_pairs
 from jobs.examples.sr.losses import Discriminator, GeneratorLoss, LossWeights, discriminator_loss
 from jobs.examples.sr.model import TinyDBPN
-from jobs.examples.sr.runtime import (add_training_args, configure_threads, evaluate,
-                                     load_checkpoint, seed_everything)
+from jobs.examples.sr.runtime import (
+    add_training_args,
+    configure_threads,
+    evaluate,
+    load_checkpoint,
+    seed_everything,
+)
 from jobs.result import write_result
 
 

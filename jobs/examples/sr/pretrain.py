@@ -18,8 +18,13 @@ import torch.nn.functional as F
 
 from jobs.examples.sr.data import HELD_OUT_IMAGES, TRAIN_IMAGES, PatchSampler, load_pairs
 from jobs.examples.sr.model import TinyDBPN, parameter_count
-from jobs.examples.sr.runtime import (add_training_args, configure_threads, evaluate,
-                                     save_checkpoint, seed_everything)
+from jobs.examples.sr.runtime import (
+    add_training_args,
+    configure_threads,
+    evaluate,
+    save_checkpoint,
+    seed_everything,
+)
 from jobs.result import write_result
 
 CHECKPOINT_NAME = "pretrained.pt"
