@@ -61,7 +61,7 @@ def _subsequence(old: list[Any], new: list[Any]) -> list[int] | None:
     """Where each old value sits in ``new``, in order; None if one is missing or moved."""
     positions, start = [], 0
     for value in old:
-        hit = next((j for j in range(start, len(new)) if _same(new[j], value)), None)
+        hit = next((j for j in range(start, len(new)) if same_value(new[j], value)), None)
         if hit is None:
             return None
         positions.append(hit)
@@ -69,7 +69,8 @@ def _subsequence(old: list[Any], new: list[Any]) -> list[int] | None:
     return positions
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
+    """Two candidate values are the same: 1 and 1.0 are, True and 1 are not."""
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
@@ -89,8 +90,8 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         was, now = old_params[name], new_params[name]
         if was == now:
             continue
-        gone = [v for v in was if not any(_same(v, w) for w in now)]
-        added = [v for v in now if not any(_same(v, w) for w in was)]
+        gone = [v for v in was if not any(same_value(v, w) for w in now)]
+        added = [v for v in now if not any(same_value(v, w) for w in was)]
         parts = [f"removed {_list(gone)}"] * bool(gone) + [f"added {_list(added)}"] * bool(added)
         found.append(f"{name}: " + ("; ".join(parts) if parts else
                                     f"values reordered {_list(was)} -> {_list(now)}"))

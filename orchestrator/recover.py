@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import math
 import shutil
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 from . import ledger, queries
 from .config import Config
 from .errors import MasterRunning, NoExperiment, UsageError
+from .extend import same_value
 from .models import Attempt, Evaluation, Event, Experiment, Point, utcnow
 from .render import point as point_text
 from .states import AttemptState, ExperimentState, PointState
@@ -171,16 +171,8 @@ def index_of(params: dict[str, Any], config: Config) -> Index | None:
     for name in config.parameter_names:
         if name not in params:
             return None
-        hit = next((i for i, v in enumerate(config.values[name]) if _same(v, params[name])), None)
+        hit = next((i for i, v in enumerate(config.values[name]) if same_value(v, params[name])), None)
         if hit is None:
             return None
         index.append(hit)
     return tuple(index)
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return bool(a == b)

@@ -11,6 +11,13 @@ from typing import Any
 
 import pytest
 
+try:    # load the Agg backend's C extensions at collection, before the suite loads torch & co.
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.backends.backend_agg  # noqa: F401
+except ImportError:
+    pass
+
 ROOT = Path(__file__).resolve().parents[1]
 
 BASE_CONFIG = """
