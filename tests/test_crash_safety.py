@@ -117,11 +117,10 @@ def run_chaos(write_config, tmp_path: Path, kills_wanted: int, kind: str = "loca
 
 
 @pytest.mark.slow
-def test_chaos_kill9_fifty_times_loses_nothing(write_config, tmp_path):
+def test_chaos_kill9_thirty_times_loses_nothing(write_config, tmp_path):
     # Synchronous rounds: the history must equal an uninterrupted run's. (Refill mode, where
     # decisions follow completion order, replays its journal: tests/test_eager_chaos.py.)
-    # The paper's DSICE: its longer search leaves room for 50 kills before it finishes.
-    run_chaos(write_config, tmp_path, kills_wanted=50, search_extra='variant = "paper"')
+    run_chaos(write_config, tmp_path, kills_wanted=30, search_extra='mode = "sync"')
 
 
 @pytest.mark.slow
