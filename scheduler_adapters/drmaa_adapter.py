@@ -11,8 +11,9 @@ to the same session with it instead of opening (and leaking) a new one each time
 Grid Engine's accounting does not say who killed a job, so the adapter records the ids it was
 asked to cancel (in ``state_dir`` when given) to tell a cancellation from a crash by signal.
 
-The ``drmaa`` package loads libdrmaa on import, so it is imported only when a session is
-needed: the rest of the project works on machines without Grid Engine.
+The ``drmaa`` package loads libdrmaa on import, so it is imported (by ``libdrmaa.load_drmaa``,
+which keeps libdrmaa's jemalloc away from C++ code) only when a session is needed: the rest of
+the project works on machines without Grid Engine.
 """
 from __future__ import annotations
 
@@ -32,13 +33,13 @@ from .base import (
     JobSpec,
     JobStatus,
     SchedulerError,
-    SchedulerMisconfigured,
     SchedulerOptionError,
     SchedulerUnavailable,
     SubmitLimitReached,
 )
 from .cli_base import CommandLineScheduler
 from .commands import DEFAULT_TIMEOUT_S
+from .libdrmaa import load_drmaa, one_line
 from .sge_formats import (
     RESOURCE_NAME_RE,
     AccountingRecord,
@@ -107,7 +108,7 @@ class DRMAAScheduler(CommandLineScheduler):
     def check(self, *, work_dir: Path | None = None) -> list[str]:
         problems = super().check(work_dir=work_dir)
         try:
-            _load_drmaa()
+            load_drmaa()
         except SchedulerError as exc:
             problems.append(str(exc))
         return problems
@@ -182,7 +183,7 @@ class DRMAAScheduler(CommandLineScheduler):
             except (drmaa.errors.DrmaaException, SchedulerUnavailable) as exc:
                 if attempt + 1 == CANCEL_TRIES:
                     raise SchedulerUnavailable(f"cancelling Grid Engine job {job_id} failed "
-                                               f"{CANCEL_TRIES} times: {_one_line(exc)}") from None
+                                               f"{CANCEL_TRIES} times: {one_line(exc)}") from None
                 time.sleep(CANCEL_RETRY_S * 2 ** attempt)
 
     # ------------------------------------------------------------------ queries
@@ -244,7 +245,7 @@ class DRMAAScheduler(CommandLineScheduler):
 
     def _session(self) -> ModuleType:
         """The drmaa module with this process's session open (re-attached when a contact is kept)."""
-        drmaa = self._drmaa or _load_drmaa()
+        drmaa = self._drmaa or load_drmaa()
         self._drmaa = drmaa
         if self._session_open:
             return drmaa
@@ -257,7 +258,7 @@ class DRMAAScheduler(CommandLineScheduler):
                     raise
                 except drmaa.errors.DrmaaException as exc:
                     log.warning("cannot re-attach to DRMAA session %s (%s): opening a new one",
-                                contact, _one_line(exc))
+                                contact, one_line(exc))
                     self._with_timeout("initialize", drmaa.Session.initialize)
             else:
                 self._with_timeout("initialize", drmaa.Session.initialize)
@@ -265,7 +266,7 @@ class DRMAAScheduler(CommandLineScheduler):
             raise SchedulerError("a DRMAA session is already open in this process "
                                  "(DRMAA allows one): close() the other DRMAAScheduler first") from None
         except drmaa.errors.DrmaaException as exc:
-            raise SchedulerUnavailable(f"DRMAA session could not start: {_one_line(exc)}") from None
+            raise SchedulerUnavailable(f"DRMAA session could not start: {one_line(exc)}") from None
         self._session_open = True
         self._save_contact(drmaa.Session.contact)
         return drmaa
@@ -281,7 +282,7 @@ class DRMAAScheduler(CommandLineScheduler):
             try:
                 self._drmaa.Session.exit()
             except self._drmaa.errors.DrmaaException as exc:
-                log.warning("closing the DRMAA session failed: %s", _one_line(exc))
+                log.warning("closing the DRMAA session failed: %s", one_line(exc))
         self._session_open = False
 
     def _with_timeout(self, what: str, call: Callable[..., T], *args: Any) -> T:
@@ -338,22 +339,8 @@ class DRMAAScheduler(CommandLineScheduler):
 
 # ---------------------------------------------------------------------------- helpers
 
-def _load_drmaa() -> ModuleType:
-    try:
-        # loads libdrmaa, so only when a session is needed; the package ships no type hints
-        import drmaa  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise SchedulerMisconfigured(f"the drmaa package is not installed: {exc}") from None
-    except (OSError, RuntimeError) as exc:
-        raise SchedulerMisconfigured(
-            f"libdrmaa could not be loaded (set DRMAA_LIBRARY_PATH, SGE_ROOT and, for the static TLS "
-            f"error, GLIBC_TUNABLES=glibc.rtld.optional_static_tls=4096): {_one_line(exc)}") from None
-    module: ModuleType = drmaa
-    return module
-
-
 def _submit_error(drmaa: ModuleType, name: str, exc: Exception) -> SchedulerError:
-    text = f"{name}: Grid Engine refused the job: {_one_line(exc)}"
+    text = f"{name}: Grid Engine refused the job: {one_line(exc)}"
     errors = drmaa.errors
     if SUBMIT_LIMIT_RE.search(str(exc)):
         return SubmitLimitReached(text)       # SGE raises it as TryLaterException (code 16)
@@ -362,11 +349,7 @@ def _submit_error(drmaa: ModuleType, name: str, exc: Exception) -> SchedulerErro
                         errors.ConflictingAttributeValuesException, errors.InvalidArgumentException,
                         errors.UnsupportedAttributeException, errors.InvalidJobTemplateException)):
         return JobRejected(text)
-    return SchedulerUnavailable(f"{name}: submission failed: {_one_line(exc)}")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return SchedulerUnavailable(f"{name}: submission failed: {one_line(exc)}")
 
 
 def _first_line(text: str) -> str:

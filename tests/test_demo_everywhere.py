@@ -99,9 +99,6 @@ def test_demo_on_pjm_emulator(tmp_path, local_best):
 
 
 @pytest.mark.drmaa
-@pytest.mark.xfail(strict=False, reason="known defect, open: with the project installed, the "
-                   "master on DRMAA dies (double free / SIGSEGV) once the first jobs succeed; "
-                   "not root-caused yet (the local, PJM and Slurm demos pass)")
 def test_demo_on_grid_engine(tmp_path, local_best, require_sge):
     path = demo_variant(tmp_path, '[scheduler]\nkind = "drmaa"\ncap = 8\npoll_interval = 0.5\n')
     assert best_of(path) == local_best

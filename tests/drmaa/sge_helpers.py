@@ -5,6 +5,9 @@ import os
 import shutil
 import subprocess
 
+from scheduler_adapters.base import SchedulerMisconfigured
+from scheduler_adapters.libdrmaa import load_drmaa
+
 REQUIRED_ENV = ("SGE_ROOT", "DRMAA_LIBRARY_PATH")
 
 
@@ -20,7 +23,7 @@ def grid_engine_problem() -> str | None:
     if probe.returncode != 0:
         return f"Grid Engine does not answer: {(probe.stdout + probe.stderr).strip()[:200]}"
     try:
-        import drmaa  # noqa: F401, PLC0415 - loads libdrmaa
-    except (ImportError, OSError, RuntimeError) as exc:
-        return f"import drmaa failed: {exc}"
+        load_drmaa()   # the adapter's way, so this process's C++ code keeps its allocator
+    except SchedulerMisconfigured as exc:
+        return str(exc)
     return None
