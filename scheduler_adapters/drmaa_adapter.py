@@ -20,7 +20,6 @@ from __future__ import annotations
 import getpass
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -39,7 +38,7 @@ from .base import (
 )
 from .cli_base import CommandLineScheduler
 from .commands import DEFAULT_TIMEOUT_S
-from .libdrmaa import load_drmaa, one_line
+from .libdrmaa import call_with_timeout, load_drmaa, one_line
 from .sge_formats import (
     RESOURCE_NAME_RE,
     AccountingRecord,
@@ -98,6 +97,7 @@ class DRMAAScheduler(CommandLineScheduler):
         self.user = user or getpass.getuser()
         self._drmaa: ModuleType | None = None
         self._session_open = False
+        self._contact = ""
         self._cancelled: set[str] = set()
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -126,26 +126,12 @@ class DRMAAScheduler(CommandLineScheduler):
         options = self._job_options(spec)
         script = self.write_script(spec)
         drmaa = self._session()
-        template = drmaa.Session.createJobTemplate()
         try:
-            template.remoteCommand = "/bin/bash"
-            template.args = [str(script)]
-            template.jobName = spec.name
-            template.workingDirectory = str(spec.workdir)
-            template.outputPath = f":{spec.stdout_path}"
-            template.errorPath = f":{spec.stderr_path}"
-            template.joinFiles = False
-            if options:
-                template.nativeSpecification = " ".join(options)
-            job_id = self._with_timeout("runJob", drmaa.Session.runJob, template)
-        except SchedulerUnavailable:
-            raise      # runJob may still hold the template: leak it rather than free it under it
+            job_id = self._call("runJob", _run_job, drmaa, spec, script, options)
         except drmaa.errors.DrmaaException as exc:
-            drmaa.Session.deleteJobTemplate(template)
             raise _submit_error(drmaa, spec.name, exc) from None
-        drmaa.Session.deleteJobTemplate(template)
         log.info("submitted %s as Grid Engine job %s", spec.name, job_id)
-        return str(job_id)
+        return job_id
 
     def _job_options(self, spec: JobSpec) -> list[str]:
         options = list(self.native_options)
@@ -175,8 +161,8 @@ class DRMAAScheduler(CommandLineScheduler):
         """One job, tried CANCEL_TRIES times: a qmaster that did not answer may next time."""
         for attempt in range(CANCEL_TRIES):
             try:
-                self._with_timeout("control", drmaa.Session.control, job_id,
-                                   drmaa.JobControlAction.TERMINATE)
+                self._call("control", drmaa.Session.control, job_id,
+                           drmaa.JobControlAction.TERMINATE)
                 return
             except drmaa.errors.InvalidJobException:
                 return     # already ended or never existed: nothing left to cancel
@@ -247,65 +233,62 @@ class DRMAAScheduler(CommandLineScheduler):
         """The drmaa module with this process's session open (re-attached when a contact is kept)."""
         drmaa = self._drmaa or load_drmaa()
         self._drmaa = drmaa
+        if not self._session_open:
+            self._call("initialize", self._open_session, drmaa)
+        return drmaa
+
+    def _open_session(self, drmaa: ModuleType) -> None:
+        """In the libdrmaa worker. The session counts as open only once initialize returns, even
+        if its caller gave up waiting: a later call must use that session, not open another."""
         if self._session_open:
-            return drmaa
+            return     # an initialize that timed out for its caller finished while this waited
         contact = self._saved_contact()
         try:
             if contact:
                 try:
-                    self._with_timeout("initialize", drmaa.Session.initialize, contact)
+                    drmaa.Session.initialize(contact)
                 except drmaa.errors.AlreadyActiveSessionException:
                     raise
                 except drmaa.errors.DrmaaException as exc:
                     log.warning("cannot re-attach to DRMAA session %s (%s): opening a new one",
                                 contact, one_line(exc))
-                    self._with_timeout("initialize", drmaa.Session.initialize)
+                    drmaa.Session.initialize()
             else:
-                self._with_timeout("initialize", drmaa.Session.initialize)
+                drmaa.Session.initialize()
         except drmaa.errors.AlreadyActiveSessionException:
             raise SchedulerError("a DRMAA session is already open in this process "
                                  "(DRMAA allows one): close() the other DRMAAScheduler first") from None
         except drmaa.errors.DrmaaException as exc:
             raise SchedulerUnavailable(f"DRMAA session could not start: {one_line(exc)}") from None
+        self._contact = str(drmaa.Session.contact)
         self._session_open = True
-        self._save_contact(drmaa.Session.contact)
-        return drmaa
+        self._save_contact(self._contact)
 
     @property
     def contact(self) -> str | None:
         """The open session's contact string (None before the first submit or cancel)."""
-        return self._drmaa.Session.contact if self._session_open and self._drmaa else None
+        return self._contact if self._session_open else None
 
     def close(self) -> None:
-        """End the DRMAA session; its jobs keep running and a later session can re-attach."""
-        if self._session_open and self._drmaa is not None:
-            try:
-                self._drmaa.Session.exit()
-            except self._drmaa.errors.DrmaaException as exc:
-                log.warning("closing the DRMAA session failed: %s", one_line(exc))
-        self._session_open = False
+        """End the DRMAA session; its jobs keep running and a later session can re-attach.
+        An initialize still in flight (its caller timed out) is waited for, then ended too."""
+        if self._drmaa is None:
+            return     # libdrmaa never loaded: no session
+        try:
+            self._call("exit", self._end_session, self._drmaa)
+        except (self._drmaa.errors.DrmaaException, SchedulerUnavailable) as exc:
+            log.warning("closing the DRMAA session failed: %s", one_line(exc))
 
-    def _with_timeout(self, what: str, call: Callable[..., T], *args: Any) -> T:
-        """libdrmaa calls have no timeout of their own: a hung qmaster would hang the master."""
+    def _end_session(self, drmaa: ModuleType) -> None:
+        """In the libdrmaa worker: once only, even when close() is called again meanwhile."""
+        if self._session_open:
+            self._session_open = False
+            drmaa.Session.exit()
+
+    def _call(self, what: str, call: Callable[..., T], *args: Any) -> T:
+        """A libdrmaa call, counted, one at a time in this process, within command_timeout_s."""
         self.calls[f"drmaa.{what}"] += 1
-        outcome: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                outcome["value"] = call(*args)
-            except BaseException as exc:  # handed to the caller's thread below
-                outcome["error"] = exc
-
-        worker = threading.Thread(target=target, name=f"drmaa-{what}", daemon=True)
-        worker.start()
-        worker.join(self.command_timeout_s)
-        if worker.is_alive():
-            raise SchedulerUnavailable(
-                f"DRMAA {what} did not answer within {self.command_timeout_s:g} s")
-        if "error" in outcome:
-            raise outcome["error"]
-        value: T = outcome["value"]
-        return value
+        return call_with_timeout(what, call, *args, timeout_s=self.command_timeout_s)
 
     # ------------------------------------------------------------------ state_dir files
 
@@ -338,6 +321,32 @@ class DRMAAScheduler(CommandLineScheduler):
 
 
 # ---------------------------------------------------------------------------- helpers
+
+def _run_job(drmaa: ModuleType, spec: JobSpec, script: Path, options: list[str]) -> str:
+    """In the libdrmaa worker: the job template lives and dies there, so it is freed exactly
+    once, after runJob is done with it, even when runJob outlived its caller's timeout."""
+    template = drmaa.Session.createJobTemplate()
+    try:
+        template.remoteCommand = "/bin/bash"
+        template.args = [str(script)]
+        template.jobName = spec.name
+        template.workingDirectory = str(spec.workdir)
+        template.outputPath = f":{spec.stdout_path}"
+        template.errorPath = f":{spec.stderr_path}"
+        template.joinFiles = False
+        if options:
+            template.nativeSpecification = " ".join(options)
+        return str(drmaa.Session.runJob(template))
+    finally:
+        _free_template(drmaa, template)
+
+
+def _free_template(drmaa: ModuleType, template: Any) -> None:
+    try:
+        drmaa.Session.deleteJobTemplate(template)
+    except drmaa.errors.DrmaaException as exc:   # the job went in or not: only memory is at stake
+        log.warning("freeing a DRMAA job template failed: %s", one_line(exc))
+
 
 def _submit_error(drmaa: ModuleType, name: str, exc: Exception) -> SchedulerError:
     text = f"{name}: Grid Engine refused the job: {one_line(exc)}"

@@ -5,6 +5,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -264,6 +265,45 @@ def test_hung_qmaster_is_unavailable_and_the_late_job_is_found_by_name(grid_engi
         scheduler.close()
 
     assert final.state == JobState.SUCCEEDED
+
+
+def test_initialize_that_timed_out_still_opens_the_session(grid_engine, state_dir, make_spec):
+    """A qmaster that hangs while the session opens: the late initialize counts, so the next
+    submit uses its session instead of failing for good on "already open"."""
+    scheduler = DRMAAScheduler(state_dir=state_dir, command_timeout_s=1)
+    try:
+        with qmaster_frozen():
+            with pytest.raises(SchedulerUnavailable, match="DRMAA initialize did not answer"):
+                scheduler.submit(make_spec("true"))
+        scheduler.command_timeout_s = 30
+        job_id = scheduler.submit(make_spec("true"))
+        final = wait_until(scheduler, [job_id])[job_id]
+    finally:
+        scheduler.close()
+
+    assert final.state == JobState.SUCCEEDED
+
+
+def test_a_submit_queued_behind_a_hung_call_is_never_made(grid_engine, state_dir, make_spec):
+    """libdrmaa calls go one at a time: one that gave up while waiting for its turn is dropped,
+    so nothing goes in that its caller was told had failed, beyond the call already in flight."""
+    scheduler = DRMAAScheduler(state_dir=state_dir, command_timeout_s=30)
+    try:
+        scheduler.submit(make_spec("true"))          # the session is open before qmaster hangs
+        scheduler.command_timeout_s = 1
+        in_flight, queued = make_spec("true"), make_spec("true")
+        with qmaster_frozen():
+            for spec in (in_flight, queued):
+                with pytest.raises(SchedulerUnavailable, match="DRMAA runJob did not answer"):
+                    scheduler.submit(spec)
+        scheduler.command_timeout_s = 30
+        poll(lambda: not [t for t in threading.enumerate() if t.name.startswith("drmaa-")],
+             timeout=30, interval=0.1, what="the abandoned DRMAA calls to end")
+        found = scheduler.find_by_name([in_flight.name, queued.name])
+    finally:
+        scheduler.close()
+
+    assert set(found) == {in_flight.name}
 
 
 def _broken_command(directory: Path, name: str, body: str) -> None:
