@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import exitcodes
 from .config_checks import (
     ConfigProblem,
     check_config,
@@ -29,6 +30,7 @@ from .config_checks import (
     definition_changes,
     duplicate_value,
 )
+from .errors import OrchestratorError
 from .notify import NotifySection
 
 NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
@@ -43,8 +45,10 @@ MAX_VALUES = 10_000
 DAY = 86_400.0
 
 
-class ConfigError(Exception):
+class ConfigError(OrchestratorError):
     """A config problem, worded as one line naming the file and field."""
+
+    code = exitcodes.USAGE
 
 
 class Strict(BaseModel):

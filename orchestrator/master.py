@@ -14,7 +14,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,30 +22,31 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler_adapters.base import Scheduler, SchedulerMisconfigured
 
-from . import exitcodes, extend, ledger, queries
+from . import exitcodes, ledger, queries
 from .announce import announce, check_notifier
 from .background import Interrupted, run_keeping_lease
 from .config import Config
 from .context import Context, MasterError
 from .fail_fast import FailFast
 from .faults import crash_point
-from .guards import DatabaseWatch, refuse_new_over_old_runs, refuse_unsafe_change
+from .guards import DatabaseWatch
 from .lease import LeaseHeld, LeaseHolder, LeaseLost
 from .models import Experiment, Lease
+from .opening import Known, Opener
 from .progress import Progress
 from .reconcile import CancelFailed, Reconciler
 from .schedulers import build_scheduler
 from .search_driver import SearchDriver
 from .setup_job import Failed, SetupJob, SetupOutputs
 from .states import ExperimentState
-from .store import create_schema, make_engine, schema_problem, session_factory
+from .store import make_engine, session_factory
 from .submit import Submitter
-from .workdir import PrivateLogHandler, WorkDirUnsafe, check_work_dir, probe_writable
+from .workdir import PrivateLogHandler
 
 __all__ = ["Master", "MasterError"]
 
@@ -71,10 +71,10 @@ class Master:
                  clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] | None = None,
                  progress: Progress | None = None,
-                 known: tuple[str, dict[tuple[int, ...], float | None]] | None = None,
+                 known: Known | None = None,
                  on_claimed: Callable[[], None] | None = None) -> None:
         self.config = config
-        self.known = known                   # (source, results): a warm start of a new experiment
+        self.opener = Opener(config, known=known, clock=clock)   # known: a warm start
         self.on_claimed = on_claimed         # called once this process holds the lease
         self.clock = clock
         self._wake = threading.Event()
@@ -83,7 +83,6 @@ class Master:
         self._scheduler = scheduler          # injected (simulation, tests), or built on claim
         self.stopping: str | None = None     # why the loop ends: a signal or a stop request
         self.cycles = 0
-        self.fingerprint = config.fingerprint()
 
     def _wait(self, seconds: float) -> None:
         """The real sleep between cycles; a signal ends it early."""
@@ -99,11 +98,14 @@ class Master:
         engine: Engine | None = None
         watch: DatabaseWatch | None = None
         try:
-            engine = self._open_engine()
+            engine = self.opener.engine()
             sessions = session_factory(engine)
-            experiment_id, state, instance = self._open(engine, sessions)
+            opened = self.opener.open(engine, sessions)
+            experiment_id, state = opened.experiment_id, opened.state
             watch = DatabaseWatch(self.config)
             self._setup_logging()
+            if opened.extended is not None:
+                self.progress.message(f"{opened.extended}; every measured point kept")
             if state == ExperimentState.FINISHED:
                 with sessions() as s:
                     summary = self._summary(s, experiment_id)
@@ -123,7 +125,7 @@ class Master:
             lease = self._claim(sessions, experiment_id)
             if self.on_claimed is not None:
                 self.on_claimed()
-            ctx = Context(self.config, sessions, experiment_id, instance, lease.holder,
+            ctx = Context(self.config, sessions, experiment_id, opened.instance, lease.holder,
                           self.clock, self.sleep)
             try:
                 return self._run_claimed(ctx, lease.took_over, lambda: watch.check(engine))
@@ -224,111 +226,6 @@ class Master:
         setup = SetupJob(ctx, outputs, submitter) if self.config.model.setup is not None else None
         return Crew(ctx, Reconciler(ctx, scheduler, absent), submitter, outputs, setup,
                     SearchDriver(ctx), FailFast(ctx))
-
-    def _open_engine(self) -> Engine:
-        cfg = self.config
-        try:
-            check_work_dir(cfg.work_dir)
-        except WorkDirUnsafe as exc:
-            raise MasterError(str(exc), exitcodes.USAGE) from None
-        try:
-            if not cfg.work_dir.exists():
-                cfg.work_dir.mkdir(parents=True, mode=0o700)
-                os.chmod(cfg.work_dir, 0o700)
-            probe_writable(cfg.work_dir)
-        except OSError as exc:
-            raise MasterError(f"work directory {cfg.work_dir} is not writable: "
-                              f"{exc.strerror or exc}", exitcodes.USAGE) from None
-        return make_engine(cfg.database_url, journal=cfg.model.experiment.sqlite_journal)
-
-    def _open(self, engine: Engine, sessions: sessionmaker[Session]) -> tuple[int, str, str]:
-        """The experiment's id, state and instance, created on the first start."""
-        cfg = self.config
-        for tries in range(3):
-            try:
-                create_schema(engine)
-                problem = schema_problem(engine)
-                if problem:
-                    raise MasterError(f"the state database {cfg.database_url} was written by "
-                                      f"another version of orchestrator ({problem}); finish or "
-                                      "export it with that version, or start a new work_dir")
-                return self._load_experiment(sessions)
-            except MasterError:
-                raise
-            except (IntegrityError, ProgrammingError):
-                # Two masters creating the schema or the experiment at the same instant (on
-                # PostgreSQL; SQLite serialises them): the loser looks again.
-                if tries == 2:
-                    raise
-            except Exception as exc:  # a corrupt file or an unreachable server, in the user's words
-                raise MasterError(f"cannot open the state database {cfg.database_url}: "
-                                  f"{str(exc).splitlines()[0]}") from None
-        raise AssertionError("unreachable")
-
-    def _load_experiment(self, sessions: sessionmaker[Session]) -> tuple[int, str, str]:
-        cfg = self.config
-        definition = cfg.search_definition()
-        settings = {k: v for k, v in cfg.model.model_dump(mode="json").items()
-                    if k not in ("parameters", "objective")}
-        now = self._now()
-        with sessions.begin() as s:
-            exps = s.execute(select(Experiment)).scalars().all()
-            if not exps:
-                refuse_new_over_old_runs(cfg)
-                exp = Experiment(name=cfg.name, fingerprint=self.fingerprint,
-                                 instance=uuid.uuid4().hex[:8],
-                                 definition=definition, settings=settings, created_at=now)
-                s.add(exp)
-                s.flush()
-                ledger.add_event(s, exp.id, "created", f"experiment {cfg.name} created", at=now)
-                if self.known is not None:
-                    self._record_known(s, exp.id, now)
-                return exp.id, exp.state, exp.instance
-            exp = exps[0]
-            if exp.name != cfg.name:
-                raise MasterError(f"database {cfg.database_url} belongs to experiment "
-                                  f"{exp.name!r}, not {cfg.name!r}", exitcodes.USAGE)
-            if self.known is not None:
-                raise MasterError(f"--warm-start: {cfg.name!r} already exists in "
-                                  f"{cfg.database_url}; warm start a new experiment "
-                                  "(`start --fresh --warm-start ...`)", exitcodes.USAGE)
-            if exp.fingerprint != self.fingerprint:
-                changed = cfg.search_changes(exp.definition)
-                if changed:
-                    self._extend(s, exp, now)
-                else:
-                    # Equal as a search (1 and 1.0, a seed no strategy reads): keep the new form.
-                    exp.fingerprint, exp.definition = self.fingerprint, definition
-                    ledger.add_event(s, exp.id, "definition-rewritten", "search definition "
-                                     "rewritten in an equal form; accepted", at=now)
-            refuse_unsafe_change(s, exp, settings, cfg)
-            if exp.settings != settings:
-                exp.settings = settings
-                ledger.add_event(s, exp.id, "config-changed",
-                                 "settings changed (cap, scheduler, retries, ...); accepted", at=now)
-            return exp.id, exp.state, exp.instance
-
-    def _extend(self, s: Session, exp: Experiment, now: datetime) -> None:
-        """Continue on a grid whose candidate lists grew; refuse any other change, named."""
-        definition = self.config.search_definition()
-        mapping = extend.plan(exp.definition, definition)
-        if mapping is None:
-            raise MasterError(extend.refusal(exp.definition, definition, self.config),
-                              exitcodes.USAGE)
-        try:
-            message = extend.apply(s, exp, mapping, self.config, self.fingerprint, at=now)
-        except extend.ExtensionRefused as exc:
-            raise MasterError(f"{self.config.path}: {exc}", exitcodes.USAGE) from None
-        self.progress.message(f"{message}; every measured point kept")
-
-    def _record_known(self, s: Session, experiment_id: int, now: datetime) -> None:
-        assert self.known is not None
-        source, results = self.known
-        ledger.record_known(s, experiment_id, results, params_of=self.config.params_of,
-                            source=source, at=now)
-        ledger.add_event(s, experiment_id, "warm-start",
-                         f"{len(results)} points known from {source}",
-                         {"source": source, "points": len(results)}, at=now)
 
     def _claim(self, sessions: sessionmaker[Session], experiment_id: int) -> _Claim:
         holder = LeaseHolder(experiment_id, self.config.model.experiment.lease_timeout)

@@ -23,12 +23,17 @@ import os
 import stat
 from pathlib import Path
 
+from . import exitcodes
+from .errors import OrchestratorError
+
 TOP_FILES = ("state.db", "master.log", "master.pid", "master.out", ".write-test")
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
-class WorkDirUnsafe(Exception):
+class WorkDirUnsafe(OrchestratorError):
     """The work directory could be tampered with by others; the message says how and what to do."""
+
+    code = exitcodes.USAGE
 
 
 class RunDirRedirected(ValueError):
