@@ -1,10 +1,11 @@
 """The master: one long-running process per experiment, the only writer of its database.
 
-Each cycle: renew the lease, poll the scheduler once for every job in flight and record outcomes
-(``reconcile``), run the setup job (``setup_job``) or advance the search (``search_driver``), and
-submit points up to the cap (``submit``). Every state change goes through ``ledger``. Intent
-before action: an attempt is committed with its unique job name before the submit command runs
-and its job id is committed right after, so a master killed at any instant is resumed by
+The master opens the experiment (``opening``), claims its lease, and cycles: renew the lease,
+poll the scheduler once for every job in flight and record outcomes (``reconcile``), run the
+setup job (``setup_job``) or advance the search (``search_driver``), and submit points up to the
+cap (``submit``), until the run ends (``ending``). Every state change goes through ``ledger``.
+Intent before action: an attempt is committed with its unique job name before the submit command
+runs and its job id is committed right after, so a master killed at any instant is resumed by
 reconciling those attempts against the scheduler by id or by name.
 """
 from __future__ import annotations
@@ -27,11 +28,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from scheduler_adapters.base import Scheduler, SchedulerMisconfigured
 
-from . import exitcodes, ledger, queries
-from .announce import announce, check_notifier
+from . import exitcodes, ledger
+from .announce import check_notifier
 from .background import Interrupted, run_keeping_lease
 from .config import Config
 from .context import Context, MasterError
+from .ending import CANCELLED, Ending, summary
 from .fail_fast import FailFast
 from .faults import crash_point
 from .guards import DatabaseWatch
@@ -39,7 +41,7 @@ from .lease import LeaseHeld, LeaseHolder, LeaseLost
 from .models import Experiment, Lease
 from .opening import Known, Opener
 from .progress import Progress
-from .reconcile import CancelFailed, Reconciler
+from .reconcile import Reconciler
 from .schedulers import build_scheduler
 from .search_driver import SearchDriver
 from .setup_job import Failed, SetupJob, SetupOutputs
@@ -64,6 +66,7 @@ class Crew:
     setup: SetupJob | None
     search: SearchDriver
     fail_fast: FailFast
+    ending: Ending
 
 
 class Master:
@@ -108,9 +111,9 @@ class Master:
                 self.progress.message(f"{opened.extended}; every measured point kept")
             if state == ExperimentState.FINISHED:
                 with sessions() as s:
-                    summary = self._summary(s, experiment_id)
-                self.progress.finish(summary)
-                return exitcodes.OK if summary["best"] is not None else exitcodes.ERROR
+                    result = summary(s, experiment_id, self._now())
+                self.progress.finish(result)
+                return exitcodes.OK if result["best"] is not None else exitcodes.ERROR
             if state in ExperimentState.FINAL:
                 with sessions() as s:
                     exp = s.get(Experiment, experiment_id)
@@ -164,14 +167,14 @@ class Master:
             message = f"the scheduler cannot run jobs as configured: {exc}"
             with ctx.tx() as s:
                 ctx.event(s, "scheduler-misconfigured", message)
-            self._release(ctx)
+            crew.ending.release()
             raise MasterError(f"{message}; fix [scheduler] in {self.config.path} and "
                               "`start` again (nothing was recorded as a failure)",
                               exitcodes.USAGE) from None
 
     def _cycles(self, crew: Crew, check_database: Callable[[], None]) -> int:
         """Reconcile, then cycle until the search finishes, fails fast, the setup job fails or
-        a stop. A search step interrupted by a stop ends at the next ``_check_stop``."""
+        a stop. A search step interrupted by a stop ends at the next ``_stop_reason``."""
         ctx = crew.ctx
         crew.reconciler.poll()           # reconcile every unfinished attempt before submitting
         if crew.outputs.ready():
@@ -180,24 +183,19 @@ class Master:
             self.cycles += 1
             crash_point("cycle")
             check_database()
-            if (stop := self._check_stop(crew)) is not None:
-                self._release(ctx)
-                self.progress.message(stop.message)
-                return stop.code
+            if (why := self._stop_reason(ctx)) is not None:
+                return crew.ending.stopped(why)
             crew.reconciler.poll()
             if (reason := crew.fail_fast.verdict()) is not None:
-                return self._fail_fast(crew, reason)
+                return crew.ending.fail_fast(reason)
             if crew.setup is not None and not crew.outputs.ready():
                 if isinstance(failed := crew.setup.advance(), Failed):
-                    announce(ctx, ExperimentState.FAILED, None)    # nothing measured yet
-                    self._release(ctx)
-                    self.progress.message(f"experiment failed: {failed.message}")
-                    return exitcodes.ERROR
+                    return crew.ending.setup_failed(failed.message)
             else:
                 if not self._search_step(ctx, crew.search.advance):
                     continue
                 if crew.search.finished():
-                    return self._finish(crew)
+                    return crew.ending.finish()
             crew.submitter.fill(crew.search.speculate if crew.outputs.ready() else None)
             self.progress.update(crew.search.progress())
             ctx.sleep(crew.reconciler.poll_interval())
@@ -224,8 +222,9 @@ class Master:
         outputs = SetupOutputs(ctx)
         submitter = Submitter(ctx, scheduler, absent, outputs.get)
         setup = SetupJob(ctx, outputs, submitter) if self.config.model.setup is not None else None
-        return Crew(ctx, Reconciler(ctx, scheduler, absent), submitter, outputs, setup,
-                    SearchDriver(ctx), FailFast(ctx))
+        reconciler = Reconciler(ctx, scheduler, absent)
+        return Crew(ctx, reconciler, submitter, outputs, setup, SearchDriver(ctx), FailFast(ctx),
+                    Ending(ctx, reconciler, self.progress))
 
     def _claim(self, sessions: sessionmaker[Session], experiment_id: int) -> _Claim:
         holder = LeaseHolder(experiment_id, self.config.model.experiment.lease_timeout)
@@ -235,12 +234,6 @@ class Master:
             raise MasterError(f"a master is already running for {self.config.name!r}: {exc}",
                               exitcodes.ALREADY_RUNNING) from None
         return _Claim(holder, took_over)
-
-    def _release(self, ctx: Context) -> None:
-        try:
-            ctx.lease.release(ctx.sessions)
-        except LeaseLost:
-            pass
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -271,10 +264,8 @@ class Master:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), timezone.utc)
 
-    # ---- stop and end ----------------------------------------------------------------------------
-    def _check_stop(self, crew: Crew) -> Stop | None:
+    def _stop_reason(self, ctx: Context) -> str | None:
         """Why the loop ends now (a signal, ``stop``, ``cancel``), or None to go on."""
-        ctx = crew.ctx
         with ctx.tx() as s:
             lease = s.get(Lease, ctx.experiment_id)
             exp = s.get(Experiment, ctx.experiment_id)
@@ -282,51 +273,8 @@ class Master:
             if lease.stop_requested and not self.stopping:
                 self.stopping = "stop requested"
             if exp.state == ExperimentState.CANCELLED:
-                self.stopping = "experiment cancelled"
-        if self.stopping is None:
-            return None
-        if self.stopping == "experiment cancelled":
-            cancel = crew.reconciler.cancel_all("experiment cancelled")
-            if isinstance(cancel, CancelFailed):
-                return Stop(f"experiment cancelled, but its jobs could not be cancelled at the "
-                            f"scheduler ({cancel.reason}); they may still run: run "
-                            f"`orchestrator cancel {self.config.path}` again", exitcodes.ERROR)
-        return Stop(f"master stopped ({self.stopping}); jobs keep running; "
-                    "`start` resumes the experiment", exitcodes.OK)
-
-    def _fail_fast(self, crew: Crew, reason: str) -> int:
-        """Stop the experiment: its trials fail alike and none succeeded (see ``fail_fast``)."""
-        ctx = crew.ctx
-        crew.reconciler.cancel_all("experiment failed fast")
-        message = (f"{reason}; fix the trial (`orchestrator check CONFIG --run-one`), then "
-                   "`orchestrator retry CONFIG --all-failed`")
-        with ctx.tx() as s:
-            ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.FAILED,
-                                        at=ctx.now(), message=message)
-            ctx.event(s, "experiment-failed", message, {"fail_fast": True})
-        self._release(ctx)
-        self.progress.message(f"experiment failed: {message}")
-        return exitcodes.ERROR
-
-    def _finish(self, crew: Crew) -> int:
-        """Record the end of the search; non-zero when nothing was measured."""
-        ctx = crew.ctx
-        cancel = crew.reconciler.cancel_all("search finished; speculative job no longer needed")
-        if isinstance(cancel, CancelFailed):
-            self.progress.message(f"speculative jobs the search no longer needs could not be "
-                                  f"cancelled ({cancel.reason}); they may still run")
-        with ctx.read() as s:
-            summary = self._summary(s, ctx.experiment_id)
-        with ctx.tx() as s:
-            ledger.cancel_pending_points(s, ctx.experiment_id)
-            ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.FINISHED,
-                                        at=ctx.now())
-            ctx.event(s, "finished", f"experiment finished: best {summary['best']}", summary)
-        announce(ctx, ExperimentState.FINISHED,
-                 summary["best"]["value"] if summary["best"] else None)
-        self._release(ctx)
-        self.progress.finish(summary)
-        return exitcodes.OK if summary["best"] is not None else exitcodes.ERROR
+                self.stopping = CANCELLED
+        return self.stopping
 
     def summary(self) -> dict[str, Any]:
         """The experiment's result so far: best point, counts, wall time."""
@@ -335,22 +283,9 @@ class Master:
         try:
             with session_factory(engine)() as s:
                 exp = s.execute(select(Experiment)).scalars().one()
-                return self._summary(s, exp.id)
+                return summary(s, exp.id, self._now())
         finally:
             engine.dispose()
-
-    def _summary(self, s: Session, experiment_id: int) -> dict[str, Any]:
-        exp = s.get(Experiment, experiment_id)
-        assert exp is not None
-        return queries.summary(s, exp, self._now())
-
-
-@dataclass(frozen=True)
-class Stop:
-    """The loop ends: what to tell the user, and the exit code."""
-
-    message: str
-    code: int
 
 
 @dataclass(frozen=True)
