@@ -32,6 +32,8 @@ def summary(s: Session, experiment_id: int, now: datetime) -> dict[str, Any]:
 
 
 class Ending:
+    """The ends of one claimed run; each method returns the process exit code."""
+
     def __init__(self, ctx: Context, reconciler: Reconciler, progress: Progress) -> None:
         self.ctx = ctx
         self.reconciler = reconciler
