@@ -15,7 +15,7 @@ from orchestrator.simulate import run_simulation
 from orchestrator.states import JournalKind
 from orchestrator.strategies import ReplayDiverged, build_strategy, replay_journal
 from search import DSICE
-from tests.test_crash_safety import outcome_sequence, run_chaos
+from tests.chaos import outcome_sequence, run_chaos
 
 SHAPE = (6, 6, 5)
 
