@@ -36,6 +36,8 @@ from tests.conftest import ROOT
 
 CHAOS_PARAMS = ('x = { values = [0, 1, 2, 3, 4, 5] }\ny = { values = [0, 1, 2, 3, 4, 5] }\n'
                 'z = { values = [0, 1, 2, 3, 4] }')
+# Half the rounds, for the runs whose jobs cost more (real Slurm) or with a few kills only.
+SMALL_PARAMS = 'x = { values = [0, 1, 2, 3, 4, 5] }\ny = { values = [0, 1, 2, 3, 4, 5] }'
 CRASH_POINTS = ("after-intent", "after-submit", "before-evaluation")
 # Progress may reach this share of the kills' share: the last kills still find the search with
 # a fifth of its work left.

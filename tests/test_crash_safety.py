@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chaos import finished, run_chaos, start_master
+from tests.chaos import SMALL_PARAMS, finished, run_chaos, start_master
 from tests.conftest import ROOT
 
 
@@ -34,7 +34,8 @@ def test_chaos_on_real_slurm(write_config, tmp_path):
             pytest.fail("REQUIRE_SLURM=1 but Slurm is not running (scripts/slurm-start.sh)")
         pytest.skip("no Slurm: eval \"$(bash scripts/slurm-start.sh)\" to run this")
     run_chaos(write_config, tmp_path, kills_wanted=10, kind="slurm",
-              options='options = { partition = "debug" }', search_extra='mode = "sync"')
+              options='options = { partition = "debug" }', search_extra='mode = "sync"',
+              parameters=SMALL_PARAMS)
 
 
 def test_two_starts_at_the_same_instant(write_config, tmp_path):
