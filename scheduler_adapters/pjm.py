@@ -351,7 +351,8 @@ class PJMScheduler(CommandLineScheduler):
         return rows_from_table(result.stdout)
 
     def user_active_jobs(self) -> int:
-        """This user's unfinished jobs in the resource group (pjstat lists only one's own)."""
+        """This user's unfinished jobs in the resource group (pjstat lists only one's own);
+        without an RSC_GRP column, every unfinished job of the user (docs/spec/pjm-formats.md)."""
         rows = self._pjstat(("jid", "st", "ec", "pc", "rscg"), history=False)
         return sum(not map_state(r).terminal for r in rows if r.group in (None, self.rscgrp))
 
