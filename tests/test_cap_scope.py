@@ -10,16 +10,19 @@ import json
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from orchestrator.config import ConfigError, load_config
+from orchestrator.simulate import run_simulation
 from scheduler_adapters.emulators import BIN_DIR
 from scheduler_adapters.emulators.pjm import PJMEmulator
 from scheduler_adapters.pjm import PJMScheduler
 from scheduler_adapters.slurm import SlurmScheduler
 from tests.conftest import ROOT
+from tests.test_simulate import OBJECTIVE, SMALL
 
 CAP = 3
 POINTS = "x = { values = [0, 1, 2, 3, 4, 5] }"
@@ -116,3 +119,16 @@ def test_user_scope_on_real_slurm_leaves_the_slot_of_an_outside_job(write_config
         assert most == CAP - 1 or before > 0
     finally:
         subprocess.run(["scancel", outside], capture_output=True, timeout=30)
+
+
+def test_a_simulated_campaign_is_the_same_in_either_scope(tmp_path):
+    """The virtual cluster runs the experiment's jobs only: "user" counts the same jobs."""
+    (tmp_path / "objective.py").write_text(OBJECTIVE)
+    reports = {}
+    for scope in ("experiment", "user"):
+        path = tmp_path / f"{scope}.toml"
+        path.write_text(textwrap.dedent(SMALL).replace(
+            "[scheduler]\n", f'[scheduler]\ncap_scope = "{scope}"\n'))
+        report = run_simulation(path).report
+        reports[scope] = {k: v for k, v in report.items() if k != "experiment"}
+    assert reports["user"] == reports["experiment"]
