@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from orchestrator.dashboard import sources
 from orchestrator.hot_journal import READONLY_ROLLBACK
+from tests.conftest import BASE_CONFIG, DEFAULTS, run_cli
 from tests.test_hostile_env import small_fs  # noqa: F401  (a fixture)
 
 # A writer that changes every evaluation and pads the database inside one transaction, with a
@@ -45,11 +48,21 @@ def kill_a_writer_mid_transaction(db: Path) -> None:
     assert refused.value.sqlite_errorcode == READONLY_ROLLBACK
 
 
-def finished_experiment(write_config, cli, work: str = "work") -> Path:
-    path = write_config(parameters="x = { values = [0, 1, 2] }", cap=3)
-    path.write_text(path.read_text().replace('work_dir = "work"', f'work_dir = "{work}"'))
-    assert cli("start", str(path), "--quiet").returncode == 0
-    return path
+@pytest.fixture(scope="module")
+def finished_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished experiment's state database (3 points); each test reads a copy of it."""
+    root = tmp_path_factory.mktemp("finished")
+    path = root / "exp.toml"
+    path.write_text(textwrap.dedent(BASE_CONFIG.format(
+        **{**DEFAULTS, "parameters": "x = { values = [0, 1, 2] }", "cap": 3})))
+    assert run_cli("start", str(path), "--quiet").returncode == 0
+    return root / "work" / "state.db"
+
+
+def copy_into(db: Path, directory: Path) -> Path:
+    directory.mkdir(mode=0o700)
+    shutil.copy(db, directory / db.name)
+    return directory / db.name
 
 
 def read_json(cli, command: str, path: Path) -> object:
@@ -62,9 +75,8 @@ def read_json(cli, command: str, path: Path) -> object:
 
 
 def test_reads_after_a_writer_killed_mid_transaction_see_the_committed_state(
-        write_config, cli, tmp_path):
-    path = finished_experiment(write_config, cli)
-    db = tmp_path / "work" / "state.db"
+        finished_db, cli, tmp_path):
+    db = path = copy_into(finished_db, tmp_path / "work")
     before = {cmd: read_json(cli, cmd, path) for cmd in ("status", "history")}
     reader = sources.Reader()                 # the dashboard's, with a connection kept open
     source = sources.discover(str(path))[0]
@@ -84,9 +96,9 @@ def test_reads_after_a_writer_killed_mid_transaction_see_the_committed_state(
                        ).fetchone()[0] == 0
 
 
-def test_a_reader_that_cannot_write_says_so_in_one_line(write_config, cli, small_fs):  # noqa: F811
-    path = finished_experiment(write_config, cli, work=f"{small_fs}/work")
-    kill_a_writer_mid_transaction(small_fs / "work" / "state.db")
+def test_a_reader_that_cannot_write_says_so_in_one_line(finished_db, cli, small_fs):  # noqa: F811
+    path = copy_into(finished_db, small_fs / "work")
+    kill_a_writer_mid_transaction(path)
     subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
     proc = cli("status", str(path))
     lines = proc.stderr.strip().splitlines()
