@@ -96,7 +96,7 @@ class PJMRow:
     pc: int | None = None
     reason: str = "-"
     name: str | None = None
-    group: str | None = None       # RSC_GRP
+    group: str | None = None       # RSC_GRP, the resource group
 
 
 def classify_pjsub_error(message: str) -> type[SubmitLimitReached | SchedulerUnavailable
