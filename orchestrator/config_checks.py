@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from jobs.result import Env
+from scheduler_adapters.registry import SCHEDULERS
 
 from .constraint import ConstraintError, compile_constraint
 
@@ -55,6 +56,13 @@ def check_config(config: Config, reserved: set[str], setup_prefix: str) -> None:
     if config.model.experiment.database:
         _check_database(config.model.experiment.database)
     _check_search_options(config.model.search.strategy, config.model.search.options)
+    _check_cap_scope(config.model.scheduler.kind, config.model.scheduler.cap_scope)
+
+
+def _check_cap_scope(kind: str, scope: str) -> None:
+    if scope == "user" and not SCHEDULERS[kind].counts_user_jobs:
+        raise ConfigProblem("scheduler.cap_scope", f"kind {kind!r} cannot count the user's "
+                            f"other jobs; use cap_scope = \"experiment\" (the default)")
 
 
 def _check_name_case(names: tuple[str, ...]) -> None:

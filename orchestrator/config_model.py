@@ -178,6 +178,8 @@ class SearchSection(Strict):
 class SchedulerSection(Strict):
     kind: Literal["local", "slurm", "pjm", "drmaa"] = "local"
     cap: int = Field(default=4, ge=1)
+    # "user": the cap holds the user's other jobs in the same queue too (orchestrator/user_cap.py)
+    cap_scope: Literal["experiment", "user"] = "experiment"
     poll_interval: Finite = Field(default=5.0, gt=0, le=DAY)
     max_poll_interval: Finite | None = Field(default=None, gt=0, le=DAY)
     options: dict[str, Any] = Field(default_factory=dict)

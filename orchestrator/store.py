@@ -6,6 +6,8 @@ cron restarts the master on another node (see docs/state.md):
   processes, which NFS/Lustre do not provide. ``journal = "wal"`` may be chosen for local disks.
 - ``synchronous=FULL``: a transaction the master committed survives a power or node failure.
 - ``busy_timeout`` 30 s: the master's transactions are short; a reader waits instead of failing.
+- A read-only reader that meets a killed master's hot rollback journal has it played back
+  (``hot_journal``) instead of failing with "attempt to write a readonly database".
 Any other SQLAlchemy URL (PostgreSQL) works as is.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .errors import SchemaMismatch
+from .hot_journal import begin_read
 from .models import SCHEMA_VERSION, Base, Experiment
 
 BUSY_TIMEOUT_MS = 30_000
@@ -66,7 +69,11 @@ def make_engine(url: str, *, readonly: bool = False, journal: str = "delete") ->
     def _begin(conn):  # type: ignore[no-untyped-def]
         # A writer takes the write lock up front: two writers that both read first and then
         # write would otherwise deadlock, and SQLite answers that with an immediate "locked".
-        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+        # A reader takes its shared lock up front, playing back a killed master's hot journal.
+        if readonly:
+            begin_read(conn, path, BUSY_TIMEOUT_MS / 1000)
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -41,6 +41,7 @@ from .models import Attempt, Experiment, Point
 from .outcomes import Outcome
 from .states import AttemptKind, AttemptState, FailureKind, PointState
 from .trials import build_spec, job_name, run_dir_for
+from .user_cap import user_free_slots
 
 log = logging.getLogger("orchestrator.master")
 
@@ -96,6 +97,9 @@ class Submitter:
             return
         with self.ctx.read() as s:
             free = self.cap - Attempt.count_active(s, self.ctx.experiment_id)
+            if free > 0 and self.ctx.config.model.scheduler.cap_scope == "user":
+                free = min(free, user_free_slots(s, self.ctx.experiment_id, self.scheduler,
+                                                 self.cap))
         if free <= 0 or prefetch is None:
             return
         prefetch(free)

@@ -152,6 +152,13 @@ class Scheduler(ABC):
     def find_by_name(self, names: Iterable[str]) -> dict[str, str]:
         """Map each job name that the scheduler knows (live or in history) to its job id."""
 
+    def user_active_jobs(self) -> int:
+        """How many jobs of this user are queued or running in the queue this adapter submits
+        to (its partition or resource group), the experiment's own and any others: what
+        ``[scheduler] cap_scope = "user"`` holds under the cap. SchedulerUnavailable when the
+        query fails; SchedulerMisconfigured where the scheduler cannot say."""
+        raise SchedulerMisconfigured(f"scheduler {self.kind} cannot count the user's jobs")
+
     def check(self, *, work_dir: Path | None = None) -> list[str]:
         """Problems that would stop every job, found without submitting anything: a command
         missing or not answering, a ``work_dir`` this scheduler cannot carry. Empty when fine."""

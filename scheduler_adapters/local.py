@@ -279,6 +279,11 @@ class LocalScheduler(Scheduler):
             elif not supervisor_alive(self._jobs / job_id, record):
                 self._settle_lost(job_id)
 
+    def user_active_jobs(self) -> int:
+        """Jobs of this state directory still queued or running: its queue is its own."""
+        ids = [p.name for p in self._jobs.iterdir() if p.name.isdigit()]
+        return sum(not st.state.terminal for st in self.status(ids).values())
+
     # find_by_name ------------------------------------------------------------------------------
 
     def find_by_name(self, names: Iterable[str]) -> dict[str, str]:

@@ -96,6 +96,7 @@ class PJMRow:
     pc: int | None = None
     reason: str = "-"
     name: str | None = None
+    group: str | None = None       # RSC_GRP, the resource group
 
 
 def classify_pjsub_error(message: str) -> type[SubmitLimitReached | SchedulerUnavailable
@@ -169,7 +170,7 @@ def rows_from_table(text: str) -> list[PJMRow]:
             continue
         rows.append(PJMRow(jid=jid, st=st.upper(), ec=_int(cells.get("EC")),
                            pc=_int(cells.get("PC")), reason=cells.get("REASON") or "-",
-                           name=cells.get("JOB_NAME")))
+                           name=cells.get("JOB_NAME"), group=cells.get("RSC_GRP")))
     return rows
 
 
@@ -348,6 +349,12 @@ class PJMScheduler(CommandLineScheduler):
             raise SchedulerUnavailable(
                 f"pjstat failed (rc {result.returncode}): {error or result.output[-300:]}")
         return rows_from_table(result.stdout)
+
+    def user_active_jobs(self) -> int:
+        """This user's unfinished jobs in the resource group (pjstat lists only one's own);
+        without an RSC_GRP column, every unfinished job of the user (docs/spec/pjm-formats.md)."""
+        rows = self._pjstat(("jid", "st", "ec", "pc", "rscg"), history=False)
+        return sum(not map_state(r).terminal for r in rows if r.group in (None, self.rscgrp))
 
     def _live(self, ids: Sequence[str]) -> dict[str, JobStatus]:
         return {r.jid: to_status(r) for r in self._pjstat(STATUS_KEYS, history=False)}

@@ -93,6 +93,9 @@ class SchedulerKind:
     summary: str
     options: Mapping[str, Option]
     factory: Factory = field(repr=False)
+    # The adapter can count the user's jobs in its queue (``Scheduler.user_active_jobs``), so
+    # ``[scheduler] cap_scope = "user"`` is allowed; known before the adapter is imported.
+    counts_user_jobs: bool = False
 
     def check_options(self, options: Mapping[str, Any]) -> list[str]:
         """Every problem with these options, each one line naming the option."""
@@ -176,7 +179,7 @@ SCHEDULERS: dict[str, SchedulerKind] = {
                          "the master's own"),
         "kill_grace_s": Option("seconds between SIGTERM and SIGKILL when a job is stopped",
                                "float", 5.0, minimum=0),
-    }, _local),
+    }, _local, counts_user_jobs=True),
     "slurm": SchedulerKind("slurm", "Slurm through sbatch / squeue / sacct / scancel", {
         "partition": Option("partition (--partition)"),
         "account": Option("account charged (--account)"),
@@ -193,7 +196,7 @@ SCHEDULERS: dict[str, SchedulerKind] = {
         "command_timeout_s": _TIMEOUT,
         "commands_dir": _COMMANDS_DIR,
         "env": _ENV,
-    }, _slurm),
+    }, _slurm, counts_user_jobs=True),
     "pjm": SchedulerKind("pjm", "Fujitsu PJM through pjsub / pjstat / pjdel", {
         "rscgrp": Option("resource group (-L rscgrp=), e.g. cx-share", required=True),
         "rscunit": Option("resource unit (-L rscunit=), e.g. cx"),
@@ -206,7 +209,7 @@ SCHEDULERS: dict[str, SchedulerKind] = {
         "command_timeout_s": _TIMEOUT,
         "commands_dir": _COMMANDS_DIR,
         "env": _ENV,
-    }, _pjm),
+    }, _pjm, counts_user_jobs=True),
     "drmaa": SchedulerKind("drmaa", "Grid Engine through DRMAA, with qstat / qacct", {
         "native_specification": Option("Grid Engine options for every job, e.g. '-q all.q'",
                                        "str", ""),

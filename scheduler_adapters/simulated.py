@@ -176,6 +176,11 @@ class SimulatedScheduler(Scheduler):
         self._advance()
         return {n: self._by_name[n] for n in names if n in self._by_name}
 
+    def user_active_jobs(self) -> int:
+        """The virtual cluster runs the experiment's jobs only."""
+        self._advance()
+        return len(self._queue) + len(self._running)
+
     # ---- what the simulation tells ---------------------------------------------------------------
     def next_event(self) -> float | None:
         """When the next job ends (and so the next queued one starts); None if nothing runs."""

@@ -172,6 +172,15 @@ class SlurmScheduler(CommandLineScheduler):
             raise SchedulerUnavailable(
                 f"scancel failed (exit {result.returncode}): {' | '.join(errors)[:500]}")
 
+    def user_active_jobs(self) -> int:
+        """This user's pending, configuring, running, completing or suspended jobs in the
+        partition (every partition when none is configured)."""
+        partition = ["-p", self.partition] if self.partition else []
+        result = self.run("squeue", ["-h", "-u", self.user, *partition, "-t", "PD,CF,R,CG,S",
+                                     "-o", "%i"])
+        _check_squeue(result)
+        return sum(bool(ALLOCATION_ID.match(line.strip())) for line in result.stdout.splitlines())
+
     # -- queries
 
     def _live(self, ids: Sequence[str]) -> dict[str, JobStatus]:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from scheduler_adapters.base import JobState
+from scheduler_adapters.slurm import SlurmScheduler
 from tests.conftest import ROOT
 
 CHECKPOINTING = "{python} -m jobs.examples.checkpointing --center x=1"
@@ -99,7 +101,8 @@ def test_a_time_limit_without_checkpoint_is_still_a_failure(write_config, cli, t
 @pytest.mark.slurm
 def test_real_slurm_walltime_is_continued_from_the_checkpoint(write_config, cli, tmp_path):
     """sbatch --time=1 (Slurm's minimum): 100 s of work needs a second job, continued from
-    the first one's checkpoint after Slurm ended it with TIMEOUT."""
+    the first one's checkpoint after Slurm ended it with TIMEOUT. (Slurm checks limits about
+    every 30 s, so this is also the one test of the adapter's TIMEOUT: a minute or more.)"""
     if not os.environ.get("SLURM_CONF"):
         if os.environ.get("REQUIRE_SLURM") == "1":
             pytest.fail("REQUIRE_SLURM=1 but Slurm is not running (scripts/slurm-start.sh)")
@@ -115,6 +118,10 @@ def test_real_slurm_walltime_is_continued_from_the_checkpoint(write_config, cli,
     rows = attempts(db)
     assert [r[2] for r in rows][0] == "continued" and rows[-1][2] == "succeeded"
     assert rows[0][4] == "time limit reached with a checkpoint"
+    # The adapter read Slurm's own verdict on the first job (from its history by now).
+    first_job = sqlite3.connect(db).execute("select job_id from attempts order by id").fetchone()[0]
+    ended = SlurmScheduler(command_timeout_s=30.0).status([first_job])[first_job]
+    assert ended.state is JobState.TIMEOUT and "TIMEOUT" in (ended.reason or "")
     state, program, infra, value, metrics = point_row(db)
     assert (state, program, infra, value) == ("done", 0, 0, 4.0)
     assert json.loads(metrics)["steps"] == 100 and json.loads(metrics)["runs"] == len(rows)

@@ -1,126 +1,29 @@
 """Crash safety: one master at a time, SIGKILL at any instant loses nothing, SIGTERM is clean."""
 from __future__ import annotations
 
-import json
 import os
-import random
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from tests.chaos import SMALL_PARAMS, finished, run_chaos, start_master
 from tests.conftest import ROOT
-
-CHAOS_PARAMS = ('x = { values = [0, 1, 2, 3, 4, 5] }\ny = { values = [0, 1, 2, 3, 4, 5] }\n'
-                'z = { values = [0, 1, 2, 3, 4] }')
-
-
-def start_master(path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator", "start", str(path), "--quiet"],
-                            cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, **(env or {})})
-
-
-def chaos_config(write_config, name: str, record: Path, kind: str, options: str,
-                 search_extra: str = ""):
-    path = write_config(f"{name}.toml", name=name, cap=3, poll=0.05, parameters=CHAOS_PARAMS,
-                        strategy="dsice", scheduler_extra=options, search_extra=search_extra,
-                        command="{python} -m jobs.examples.synthetic --center x=4 --center y=1 "
-                                f"--center z=3 --sleep 0.15 --record {record}")
-    path.write_text(path.read_text().replace('kind = "local"', f'kind = "{kind}"'))
-    return path
-
-
-def outcome_sequence(db: Path) -> tuple[list[tuple], list[tuple]]:
-    """The search's decisions: points per round with their values, and the stages."""
-    con = sqlite3.connect(db)
-    points = con.execute("select p.key, p.round, e.value from points p join evaluations e "
-                         "on e.point_id = p.id order by p.round, p.key").fetchall()
-    stages = con.execute("select number, level, base, points, best, best_value, moved "
-                         "from stages order by number").fetchall()
-    return points, stages
-
-
-def wait_all_jobs_ended(db: Path, timeout: float = 20) -> None:
-    """Jobs outlive a killed master; let the stragglers finish before counting runs."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = subprocess.run(["pgrep", "-f", "scheduler_adapters.local_runner " + str(db.parent)],
-                             capture_output=True, text=True).stdout
-        if not out.strip():
-            return
-        time.sleep(0.2)
-
-
-def run_chaos(write_config, tmp_path: Path, kills_wanted: int, kind: str = "local",
-              options: str = "", search_extra: str = "", compare: bool = True) -> None:
-    """Kill -9 the master again and again (at random instants and at the dangerous places),
-    restart it each time; the result must equal an uninterrupted run's (unless ``compare`` is
-    False: a search whose decisions depend on when jobs end), with no point run twice."""
-    expected = None
-    if compare:
-        ref = chaos_config(write_config, "ref", tmp_path / "ref-runs.txt", kind, options,
-                           search_extra)
-        assert start_master(ref).wait(300) == 0
-        expected = outcome_sequence(tmp_path / "work" / "state.db")
-        (tmp_path / "work").rename(tmp_path / "ref-work")
-
-    record = tmp_path / "runs.txt"
-    path = chaos_config(write_config, "chaos", record, kind, options, search_extra)
-    db = tmp_path / "work" / "state.db"
-    rng = random.Random(1234)
-    crash_points = ["after-intent", "after-submit", "before-evaluation"]
-    kills = 0
-    for i in range(kills_wanted * 3 // 2):
-        if kills >= kills_wanted:
-            break
-        if i % 3 == 0:     # a crash exactly at a dangerous place
-            env = {"ORCH_CRASH_AT": f"{crash_points[i % len(crash_points)]}:{rng.randint(1, 3)}"}
-            proc = start_master(path, env)
-            kills += proc.wait(120) == -signal.SIGKILL
-        else:              # a kill at a random instant
-            proc = start_master(path)
-            time.sleep(rng.uniform(0.05, 1.2))
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            proc.wait(120)
-    assert kills >= kills_wanted
-    final = start_master(path)
-    assert final.wait(300) == 0, final.stderr.read() if final.stderr else ""
-    assert _finished(db)
-    if expected is None:
-        expected = outcome_sequence(db)
-    assert outcome_sequence(db) == expected
-    wait_all_jobs_ended(db)
-    runs = Counter(json.dumps(json.loads(line.split(" ", 3)[3]), sort_keys=True)
-                   for line in record.read_text().splitlines())
-    measured = len(expected[0])
-    assert len(runs) == measured and set(runs.values()) == {1}, runs     # no point ran twice
-    con = sqlite3.connect(db)
-    assert con.execute("select count(*) from attempts where state = 'succeeded'").fetchone()[0] \
-        == measured
-    # A kill in the middle of a local submit (job recorded, supervisor not yet spawned) loses
-    # that job, never duplicates it: it ends as an infrastructure failure and is retried.
-    lost = con.execute("select failure_kind, reason from attempts where state != 'succeeded'"
-                       ).fetchall()
-    assert all(kind == "infra" for kind, _ in lost), lost
-    assert len(lost) <= 3, lost
-    attempts = con.execute("select count(*) from attempts").fetchone()[0]
-    assert con.execute("select count(distinct job_id) from attempts").fetchone()[0] == attempts
-    assert len(expected[1]) >= 2                                         # several stages
 
 
 @pytest.mark.slow
-def test_chaos_kill9_thirty_times_loses_nothing(write_config, tmp_path):
-    # Synchronous rounds: the history must equal an uninterrupted run's. (Refill mode, where
-    # decisions follow completion order, replays its journal: tests/test_eager_chaos.py.)
-    run_chaos(write_config, tmp_path, kills_wanted=30, search_extra='mode = "sync"')
+def test_chaos_kill9_fifty_times_loses_nothing(write_config, tmp_path):
+    """The default (eager) DSICE in synchronous rounds over 6x6x5, cap 3: after 50 kills the
+    history equals an uninterrupted run's. (Refill mode, where decisions follow completion
+    order, replays its journal: tests/test_eager_chaos.py, tests/test_refill.py.) The dashboard
+    and the read commands read throughout and never fail; the kills are paced by the search's
+    progress (tests/chaos.py), so all 50 fit before it ends, however fast the machine."""
+    campaign = run_chaos(write_config, tmp_path, kills_wanted=50, search_extra='mode = "sync"')
+    assert campaign.kills == 50 and campaign.reads.count > 100
 
 
 @pytest.mark.slow
@@ -131,14 +34,8 @@ def test_chaos_on_real_slurm(write_config, tmp_path):
             pytest.fail("REQUIRE_SLURM=1 but Slurm is not running (scripts/slurm-start.sh)")
         pytest.skip("no Slurm: eval \"$(bash scripts/slurm-start.sh)\" to run this")
     run_chaos(write_config, tmp_path, kills_wanted=10, kind="slurm",
-              options='options = { partition = "debug" }', search_extra='mode = "sync"')
-
-
-def _finished(db: Path) -> bool:
-    try:
-        return sqlite3.connect(db).execute("select state from experiments").fetchone()[0] == "finished"
-    except sqlite3.Error:
-        return False
+              options='options = { partition = "debug" }', search_extra='mode = "sync"',
+              parameters=SMALL_PARAMS)
 
 
 def test_two_starts_at_the_same_instant(write_config, tmp_path):
@@ -186,7 +83,7 @@ def test_dead_master_lease_is_taken_over_at_once(write_config, tmp_path):
     proc.wait()
     again = start_master(path)      # the lease's pid is dead: no waiting for a timeout
     assert again.wait(60) == 0
-    assert _finished(db)
+    assert finished(db)
 
 
 def _count(db: Path, sql: str) -> int:
@@ -238,7 +135,7 @@ def test_expired_heartbeat_is_taken_over_and_old_owner_exits(write_config, tmp_p
         old.send_signal(signal.SIGCONT)
     assert old.wait(30) == 5                  # noticed the takeover, exited without writing
     assert new.wait(60) == 0
-    assert _finished(db)
+    assert finished(db)
     assert evaluations_before <= 4
 
 
@@ -263,4 +160,4 @@ def test_detach_and_stop(write_config, cli, tmp_path):
         time.sleep(0.1)
     assert not pid_file.exists()
     assert cli("start", str(path)).returncode == 0
-    assert _finished(tmp_path / "work" / "state.db")
+    assert finished(tmp_path / "work" / "state.db")

@@ -45,31 +45,40 @@ def best_of(path: Path, env: dict[str, str] | None = None) -> dict:
 
 
 @pytest.fixture(scope="module")
-def local_best(tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("local")
-    return best_of(demo_variant(tmp, '[scheduler]\nkind = "local"\ncap = 8\npoll_interval = 0.2\n'))
+def local_demo(tmp_path_factory) -> tuple[Path, dict]:
+    """The demo as shipped (local scheduler, cap 8), without its pretended work and polling
+    faster: its config and final status, shared by the local checks and the other schedulers'."""
+    path = tmp_path_factory.mktemp("local") / "demo.toml"
+    assert "poll_interval = 0.5" in quick_demo()
+    path.write_text(quick_demo().replace("poll_interval = 0.5", "poll_interval = 0.2"))
+    proc = run_cli("start", str(path), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads(run_cli("status", str(path), "--json").stdout)
+    assert status["state"] == "finished"
+    return path, status
+
+
+@pytest.fixture(scope="module")
+def local_best(local_demo) -> dict:
+    return local_demo[1]["best"]["params"]
 
 
 def test_demo_optimum_on_local(local_best):
     assert local_best == {"x": 0.5, "lr": 0.01, "batch": 4}
 
 
-def test_the_demo_as_shipped_finds_the_true_grid_optimum(tmp_path):
+def test_the_demo_as_shipped_finds_the_true_grid_optimum(local_demo):
     """`make demo` runs configs/demo.toml with DSICE: it must report the grid's optimum,
     computed here by brute force from the synthetic objective, in a third of the grid."""
     import itertools
 
     from jobs.examples.synthetic import loss
     from orchestrator.config import load_config
-    path = tmp_path / "demo.toml"
-    path.write_text(quick_demo())
+    path, status = local_demo
     config = load_config(path)
     grid = [dict(zip(config.values, combo)) for combo in itertools.product(*config.values.values())]
     centers = {"x": 0.5, "lr": -2.0, "batch": 0.6}
     optimum = min(grid, key=lambda p: loss(p, centers, {"lr", "batch"}))
-    proc = run_cli("start", str(path), timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    status = json.loads(run_cli("status", str(path), "--json").stdout)
     assert status["state"] == "finished" and status["strategy"] == "dsice" and len(grid) == 144
     assert status["evaluations"] <= 48           # 44 today: DSICE, not the exhaustive grid
     assert status["best"]["params"] == optimum

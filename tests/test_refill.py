@@ -15,7 +15,7 @@ from orchestrator.simulate import run_simulation
 from orchestrator.states import JournalKind
 from orchestrator.strategies import ReplayDiverged, build_strategy, replay_journal
 from search import DSICE
-from tests.test_crash_safety import outcome_sequence, run_chaos
+from tests.chaos import SMALL_PARAMS, outcome_sequence, run_chaos
 
 SHAPE = (6, 6, 5)
 
@@ -156,7 +156,7 @@ def test_refill_on_local_jobs_equals_an_uninterrupted_run_after_kills(write_conf
     """Synchronous DSICE driven in refill mode: tell groups differ with every kill, the rounds,
     values and stages must not; no point runs twice."""
     run_chaos(write_config, tmp_path, kills_wanted=6,
-              search_extra='variant = "paper"\nmode = "refill"')
+              search_extra='variant = "paper"\nmode = "refill"', parameters=SMALL_PARAMS)
     con = sqlite3.connect(tmp_path / "work" / "state.db")
     kinds = [k for (k,) in con.execute("select kind from search_journal order by seq")]
     assert kinds and kinds[0] == "ask" and "tell" in kinds

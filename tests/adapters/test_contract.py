@@ -1,6 +1,6 @@
 """The scheduler contract, run against every adapter (see contract.py for the backends):
 submit -> status -> terminal, UNKNOWN for ids never seen, idempotent cancel, find_by_name from a
-fresh instance, and no verdict when a query fails."""
+fresh instance, no verdict when a query fails, and the user's jobs in the queue counted."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_adapters.base import JobState, SchedulerUnavailable
+from scheduler_adapters.base import JobState, SchedulerMisconfigured, SchedulerUnavailable
 
 from .contract import BACKENDS, Backend, open_backend
 from .helpers import in_states
@@ -87,3 +87,24 @@ def test_a_failed_query_is_no_verdict(backend: Backend) -> None:
     assert sched.find_by_name([spec.name]) == {spec.name: job}
     sched.cancel([job])
     backend.wait(sched, [job])
+
+
+def test_the_users_jobs_in_the_queue_are_counted(backend: Backend) -> None:
+    """``user_active_jobs`` (``cap_scope = "user"``): a queued or running job counts, an ended
+    one does not. On a shared Slurm other jobs of the user may come and go meanwhile."""
+    sched = backend.scheduler()
+    if backend.name == "sge":
+        with pytest.raises(SchedulerMisconfigured):
+            sched.user_active_jobs()
+        return
+    before = sched.user_active_jobs()
+    job = sched.submit(backend.spec("counted", "long"))
+    backend.wait(sched, [job], in_states(JobState.PENDING, JobState.RUNNING))
+    during = sched.user_active_jobs()
+    sched.cancel([job])
+    backend.wait(sched, [job])
+    after = sched.user_active_jobs()
+    if backend.name == "slurm":
+        assert during >= 1
+    else:
+        assert (before, during, after) == (0, 1, 0)

@@ -140,7 +140,8 @@ def test_summary_block_is_skipped() -> None:
 
 def test_verbose_row_with_blank_in_start_date() -> None:
     [row] = rows_from_table(VERBOSE_PENDING)
-    assert row == PJMRow(jid="6291500", st="RNA", ec=0, pc=0, reason="-", name="job1.sh")
+    assert row == PJMRow(jid="6291500", st="RNA", ec=0, pc=0, reason="-", name="job1.sh",
+                         group="small")
     assert map_state(row) is JobState.RUNNING
 
 

@@ -34,27 +34,41 @@ def test_pretrain_writes_an_absolute_checkpoint_and_its_loss(pretrained: dict[st
     assert 120_000 <= pretrained["parameters"] <= 180_000
 
 
-def test_finetune_scores_held_out_images(pretrained: dict[str, Any], tmp_path: Path) -> None:
-    """A trial with every term; ``--result`` wins over ORCH_RESULT_FILE."""
-    explicit, from_env = tmp_path / "explicit.json", tmp_path / "env.json"
+# Every weighted term on.
+ALL_TERMS = ["--lr", "1e-4", "--w2", "0.1", "--w3", "0.001", "--w4", "100"]
+
+
+@pytest.fixture(scope="module")
+def scored(pretrained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+           ) -> tuple[dict[str, Any], bool]:
+    """One trial with every term, named both a ``--result`` and an ORCH_RESULT_FILE: its
+    result, and whether the ORCH_RESULT_FILE was written too."""
+    run_dir = tmp_path_factory.mktemp("scored")
+    explicit, from_env = run_dir / "explicit.json", run_dir / "env.json"
     done = run_module("jobs.examples.sr.finetune",
-                      ["--checkpoint", pretrained["checkpoint"], "--lr", "1e-4", "--w2", "0.1",
-                       "--w3", "0.001", "--w4", "100", *SMOKE_FINETUNE, "--result", str(explicit)],
-                      cwd=tmp_path, extra_env={"ORCH_RESULT_FILE": str(from_env)})
+                      ["--checkpoint", pretrained["checkpoint"], *ALL_TERMS, *SMOKE_FINETUNE,
+                       "--result", str(explicit)],
+                      cwd=run_dir, extra_env={"ORCH_RESULT_FILE": str(from_env)})
     assert done.returncode == 0, done.stderr
-    result = read_json(explicit)
-    assert not from_env.exists()
+    return read_json(explicit), from_env.exists()
+
+
+def test_finetune_scores_held_out_images(scored: tuple[dict[str, Any], bool]) -> None:
+    """A trial with every term; ``--result`` wins over ORCH_RESULT_FILE."""
+    result, env_file_written = scored
+    assert not env_file_written
     assert set(result["niqe_per_image"]) == {"camera", "chelsea", "coins"}
     assert 0 < result["niqe"] < 30 and 15 < result["psnr"] < 50 and 0 < result["ssim"] <= 1
     # Every weighted term was computed and trained on.
     assert {"mse", "perceptual", "adversarial", "style"} <= set(result["losses"])
 
 
-def test_same_parameters_and_seed_give_the_same_score(pretrained: dict[str, Any], tmp_path: Path) -> None:
-    weights = ["--lr", "2e-4", "--w2", "0.1", "--w3", "0.001", "--w4", "1000"]
-    first = fine_tune(pretrained, tmp_path / "a", weights)
-    second = fine_tune(pretrained, tmp_path / "b", weights)
-    other_seed = fine_tune(pretrained, tmp_path / "c", weights, extra=["--seed", "1"])
+def test_same_parameters_and_seed_give_the_same_score(pretrained: dict[str, Any],
+                                                      scored: tuple[dict[str, Any], bool],
+                                                      tmp_path: Path) -> None:
+    first = scored[0]
+    second = fine_tune(pretrained, tmp_path / "b", ALL_TERMS)
+    other_seed = fine_tune(pretrained, tmp_path / "c", ALL_TERMS, extra=["--seed", "1"])
     assert {k: first[k] for k in SCORES} == {k: second[k] for k in SCORES}
     assert first["losses"] == second["losses"]
     assert other_seed["losses"] != first["losses"]
