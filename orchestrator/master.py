@@ -40,7 +40,7 @@ from .lease import LeaseHeld, LeaseHolder, LeaseLost
 from .models import Experiment, Lease
 from .progress import Progress
 from .reconcile import CancelFailed, Reconciler
-from .render import measured
+from .render import best as best_text
 from .schedulers import build_scheduler
 from .search_driver import SearchDriver
 from .setup_job import Failed, SetupJob, SetupOutputs
@@ -425,7 +425,7 @@ class Master:
             ledger.cancel_pending_points(s, ctx.experiment_id)
             ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.FINISHED,
                                         at=ctx.now())
-            ctx.event(s, "finished", _finished_message(summary), summary)
+            ctx.event(s, "finished", f"experiment finished: best {best_text(summary['best'])}", summary)
         announce(ctx, ExperimentState.FINISHED,
                  summary["best"]["value"] if summary["best"] else None)
         self._release(ctx)
@@ -447,13 +447,6 @@ class Master:
         exp = s.get(Experiment, experiment_id)
         assert exp is not None
         return queries.summary(s, exp, self._now())
-
-
-def _finished_message(summary: dict[str, Any]) -> str:
-    best = summary["best"]
-    if best is None:
-        return "experiment finished: no successful evaluation"
-    return f"experiment finished: best {measured(best['params'], best['value'])}"
 
 
 @dataclass(frozen=True)
