@@ -27,15 +27,8 @@ from scheduler_adapters.base import Unanswered, render_script
 from search.explore import DSICE_OPTIONS, EXPLORE_OPTIONS
 
 from . import exitcodes, extend, queries
-from .config import (
-    SETUP_PREFIX,
-    Config,
-    ConfigError,
-    ConfigModel,
-    describe_errors,
-    read_toml,
-    validate_config,
-)
+from .config import Config, ConfigError, describe_errors, read_toml, validate_config
+from .config_model import SETUP_PREFIX, ConfigModel
 from .errors import OrchestratorError
 from .states import ExperimentState
 from .store import sqlite_path

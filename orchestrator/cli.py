@@ -3,8 +3,8 @@
 Every command is one row of ``COMMANDS``: its name, its one-line help, a function that adds its
 arguments to an ``argparse`` parser, and a handler that gets the parsed arguments and returns an
 exit code (see ``exitcodes``). Command modules never import this one. Errors a person can act
-on (``errors.OrchestratorError``, ``config.ConfigError``) become one line on standard error and
-their exit code here, in ``main``, and nowhere else.
+on (``errors.OrchestratorError`` and its kinds: a bad config, a master that cannot go on, ...)
+become one line on standard error and their exit code here, in ``main``, and nowhere else.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from . import (
     simulate,
     starter,
 )
-from .config import ConfigError
 from .dashboard import command as dashboard_command
 from .errors import OrchestratorError
 from .version import __version__
@@ -107,8 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except OrchestratorError as exc:
         return _fail(str(exc), exc.code)
-    except ConfigError as exc:
-        return _fail(str(exc), exitcodes.USAGE)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

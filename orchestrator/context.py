@@ -9,17 +9,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from . import exitcodes, ledger
+from . import ledger
 from .config import Config
+from .errors import OrchestratorError
 from .lease import LeaseHolder
 
 
-class MasterError(Exception):
-    """The master cannot go on; the message says why, in one line."""
-
-    def __init__(self, message: str, code: int = exitcodes.ERROR) -> None:
-        super().__init__(message)
-        self.code = code
+class MasterError(OrchestratorError):
+    """The master cannot go on; the message says why, in one line (``code``: exit status)."""
 
 
 @dataclass(frozen=True)

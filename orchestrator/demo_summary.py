@@ -12,7 +12,7 @@ import sys
 from typing import Any
 
 from . import queries
-from .config import ConfigError, load_config
+from .config import load_config
 from .errors import OrchestratorError
 from .render import cell
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         data = queries.query(args.config, queries.status)
-    except (ConfigError, OrchestratorError) as exc:
+    except OrchestratorError as exc:
         print(f"orchestrator: {exc}", file=sys.stderr)
         return 1
     for line in summary_lines(data, config.objective_key, math.prod(config.shape), args.config,

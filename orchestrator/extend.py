@@ -9,7 +9,8 @@ anywhere) and nothing else of the search changed, the experiment continues:
   told first (DSICE ``inform``), so none is measured again and the search goes on from them;
 - the old run directories move to ``trials/before-extension-<n>/`` (their attempts follow),
   so a new point can never meet an old point's files under its new key;
-- the experiment gets a new instance: new job names never match old jobs in the scheduler.
+- the experiment gets a new instance: new job names never match old jobs in the scheduler;
+- the old stages stay in the stages table; the new search's stages are numbered on after them.
 
 Any other change (a value removed or changed, a parameter added, another objective, strategy,
 constraint or options) is refused with each difference named.
@@ -129,6 +130,8 @@ def apply(s: Session, exp: Experiment, mapping: IndexMap, config: Config, finger
                                "(start with the old config) before extending the grid")
     extensions = s.execute(select(func.count()).select_from(Event).where(
         Event.experiment_id == exp.id, Event.kind == "extended")).scalar_one()
+    stages = s.execute(select(func.max(Stage.number)).where(
+        Stage.experiment_id == exp.id)).scalar() or 0
     trials = config.work_dir / "trials"
     archive = trials / f"before-extension-{extensions + 1}"
     _move_run_dirs(trials, archive)
@@ -143,8 +146,17 @@ def apply(s: Session, exp: Experiment, mapping: IndexMap, config: Config, finger
     if exp.state == ExperimentState.FINISHED:
         ledger.set_experiment_state(s, exp.id, ExperimentState.RUNNING, at=at)
     ledger.add_event(s, exp.id, "extended", f"{message}; every measured point kept",
-                     {"run_dirs": str(archive)}, at=at)
+                     {"run_dirs": str(archive), "stages_before": stages}, at=at)
     return message
+
+
+def stages_before(s: Session, experiment_id: int) -> int:
+    """Stages recorded before the latest grid extension: the search, begun again on the new
+    grid, numbers its stages on from there (0 without an extension)."""
+    data = s.execute(select(Event.data).where(
+        Event.experiment_id == experiment_id, Event.kind == "extended")
+        .order_by(Event.id.desc()).limit(1)).scalar()
+    return int((data or {}).get("stages_before", 0))
 
 
 def _move_run_dirs(trials: Path, archive: Path) -> None:

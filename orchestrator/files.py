@@ -1,8 +1,8 @@
 """The master's small file helpers: owner-only directories, atomic writes, process start times.
 
 The /proc reader is the adapters' (``scheduler_adapters._files.proc_stat``): one parser of
-``/proc/<pid>/stat`` in the repository. The atomic write is the master's own: it writes into run
-directories a trial can reach, so it never follows a symlink there.
+``/proc/<pid>/stat`` in the repository. The atomic write is the master's own (``workdir``): it
+writes where a trial or another user may have planted links, so it never follows one.
 """
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 from scheduler_adapters._files import proc_stat
+
+from .workdir import write_private_at
 
 
 def private_mkdir(path: Path, root: Path) -> None:
@@ -25,22 +27,13 @@ def private_mkdir(path: Path, root: Path) -> None:
 
 
 def write_atomic(path: Path, text: str, *, fsync: bool = False) -> None:
-    """Replace ``path`` with ``text`` in one step, owner-only: readers see the old file or the
-    new one, never a part. The temporary file is created afresh and never through a symlink,
-    and the rename replaces a symlink at ``path`` rather than writing where it points.
-    ``fsync``: the content is on disk before the rename (survives a node failure)."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Replace ``path`` with ``text`` in one step, owner-only (``workdir.write_private_at`` in
+    the directory of ``path``): never through a symlink at ``path`` or at its temporary file."""
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        tmp.unlink()                  # left by a crash (or planted): never write through it
-    except FileNotFoundError:
-        pass
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        if fsync:
-            fh.flush()
-            os.fsync(fh.fileno())
-    os.replace(tmp, path)
+        write_private_at(directory, path.name, text, fsync=fsync)
+    finally:
+        os.close(directory)
 
 
 def process_start_time(pid: int) -> float | None:

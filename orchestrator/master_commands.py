@@ -12,10 +12,11 @@ from .check import preflight
 from .config import Config, load_config
 from .errors import OrchestratorError
 from .files import write_atomic
+from .opening import Known
 from .output import add_target
 from .store import sqlite_path
 from .strategies import build_strategy
-from .workdir import WorkDirUnsafe, check_work_dir, open_append_private
+from .workdir import check_work_dir, open_append_private
 
 PID_FILE = "master.pid"
 
@@ -54,9 +55,6 @@ def start(args: argparse.Namespace) -> int:
     return _run(config, quiet=args.quiet, known=known)
 
 
-Known = tuple[str, dict[tuple[int, ...], float | None]]
-
-
 def _has_state(config: Config) -> bool:
     """Whether the experiment may exist already (a server database: assume so)."""
     db = sqlite_path(config.database_url)
@@ -87,17 +85,14 @@ def _run(config: Config, *, quiet: bool, known: Known | None = None,
     except MasterError as exc:
         if exc.code == exitcodes.ALREADY_RUNNING and quiet:
             return exc.code          # cron: a live master is the normal case; say nothing
-        raise OrchestratorError(str(exc), exc.code) from None
+        raise
 
 
 def _detach(config: Config, *, quiet: bool, known: Known | None = None) -> int:
     """Daemonize (double fork, new session), then run the master as usual in the grandchild.
     The pid file is written once the daemon holds the lease: a second ``start --detach`` (cron's)
     that finds a master running leaves that master's pid file alone."""
-    try:
-        check_work_dir(config.work_dir)
-    except WorkDirUnsafe as exc:
-        raise OrchestratorError(str(exc), exitcodes.USAGE) from None
+    check_work_dir(config.work_dir)
     config.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     pid_file = config.work_dir / PID_FILE
     out_file = config.work_dir / "master.out"

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from search import Strategy
 
-from . import ledger
+from . import extend, ledger
 from .context import Context, MasterError
 from .models import (
     Attempt,
@@ -76,6 +76,7 @@ class SearchDriver:
         self.cap = ctx.config.model.scheduler.cap
         self._replay: Replay | None = None   # built on the first advance (after the setup job)
         self._speculated = 0
+        self._stage_offset = 0               # stages recorded before a grid extension
         self.refill = ctx.config.model.search.mode == "refill"
         self._journaled = 0                  # journal steps written (refill mode)
         # Refill: the last ask returned nothing with nothing outstanding; asking again before
@@ -96,6 +97,7 @@ class SearchDriver:
             self._speculated = s.execute(select(func.count()).select_from(Point).where(
                 Point.experiment_id == self.ctx.experiment_id,
                 Point.origin == Origin.SPECULATIVE)).scalar_one()
+            self._stage_offset = extend.stages_before(s, self.ctx.experiment_id)
         known = self._known()
         inform = getattr(strategy, "inform", None)
         if known and callable(inform):
@@ -237,11 +239,16 @@ class SearchDriver:
         strategy = state.strategy
         best = strategy.best
         return Snapshot(
-            strategy=self.ctx.config.model.search.strategy, stage=strategy.stage,
+            strategy=self.ctx.config.model.search.strategy, stage=self._stage_number(strategy),
             level=strategy.level, base=None if strategy.base is None else list(strategy.base),
-            stages_done=len(strategy.stages), best=None if best is None else list(best[0]),
+            stages_done=self._stage_offset + len(strategy.stages),
+            best=None if best is None else list(best[0]),
             best_value=None if best is None else best[1], rounds=state.rounds,
             evaluations=len(strategy.history), done=strategy.done)
+
+    def _stage_number(self, strategy: Strategy) -> int | None:
+        """The stage in progress as the stages table numbers it (on after a grid extension)."""
+        return None if strategy.stage is None else self._stage_offset + strategy.stage
 
     def _store_snapshot(self, s: Session) -> None:
         exp = s.get(Experiment, self.ctx.experiment_id)
@@ -259,7 +266,7 @@ class SearchDriver:
         state = self._replay
         best = state.strategy.best if state is not None else None
         return {
-            "stage": state.strategy.stage if state is not None else None,
+            "stage": self._stage_number(state.strategy) if state is not None else None,
             "round": state.rounds if state is not None else 0,
             "running": counts.get(AttemptState.RUNNING, 0),
             "pending": sum(counts.get(k, 0) for k in (AttemptState.SUBMITTING,
@@ -307,13 +314,14 @@ class SearchDriver:
             recorded = s.execute(select(func.max(Stage.number)).where(
                 Stage.experiment_id == self.ctx.experiment_id)).scalar() or 0
             for st in stages:
-                if st.number <= recorded:
+                number = self._stage_offset + st.number
+                if number <= recorded:
                     continue
-                s.add(Stage(experiment_id=self.ctx.experiment_id, number=st.number,
+                s.add(Stage(experiment_id=self.ctx.experiment_id, number=number,
                             level=st.level, base=list(st.base), points=[list(p) for p in st.points],
                             best=None if st.best is None else list(st.best),
                             best_value=st.best_value, moved=st.moved, recorded_at=self.ctx.now()))
                 best = ("none" if st.best is None or st.best_value is None else
                         measured(self.ctx.config.params_of(st.best), st.best_value))
-                self.ctx.event(s, "stage", f"stage {st.number} (level {st.level}) done: "
+                self.ctx.event(s, "stage", f"stage {number} (level {st.level}) done: "
                                f"{len(st.points)} points, best {best}")

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import exitcodes
-from .config import Config, ConfigError, SimulateSection, read_toml, validate_config
+from .config import Config, ConfigError, read_toml, validate_config
+from .config_model import SimulateSection
 from .errors import SimulationError
 from .output import add_target, emit_json
 from .render import best as best_text

@@ -16,7 +16,7 @@ from typing import Any
 from scheduler_adapters import SCHEDULERS, Option
 
 from . import exitcodes
-from .config import EXPERIMENT_NAME_RE, NAME_RE, RESERVED_PLACEHOLDERS, SETUP_PREFIX
+from .config_model import EXPERIMENT_NAME_RE, NAME_RE, RESERVED_PLACEHOLDERS, SETUP_PREFIX
 from .errors import CannotWrite, UsageError
 
 EXAMPLE_VALUES = "[1, 2, 4, 8]"

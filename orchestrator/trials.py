@@ -18,7 +18,8 @@ from typing import Any
 from jobs.result import CHECKPOINT_DIR, PARAMS_FILE, RESULT_FILE, Env
 from scheduler_adapters.base import JobSpec
 
-from .config import SETUP_PREFIX, Config, JobSection
+from .config import Config
+from .config_model import SETUP_PREFIX, JobSection
 from .workdir import make_private_dir_at, open_private_dir, set_aside_at, write_private_at
 
 SAFE_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")

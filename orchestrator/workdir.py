@@ -23,12 +23,17 @@ import os
 import stat
 from pathlib import Path
 
+from . import exitcodes
+from .errors import OrchestratorError
+
 TOP_FILES = ("state.db", "master.log", "master.pid", "master.out", ".write-test")
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
-class WorkDirUnsafe(Exception):
+class WorkDirUnsafe(OrchestratorError):
     """The work directory could be tampered with by others; the message says how and what to do."""
+
+    code = exitcodes.USAGE
 
 
 class RunDirRedirected(ValueError):
@@ -87,17 +92,22 @@ def open_private_dir(path: Path, root: Path) -> int:
         raise
 
 
-def write_private_at(dir_fd: int, name: str, text: str) -> None:
+def write_private_at(dir_fd: int, name: str, text: str, *, fsync: bool = False) -> None:
     """Write ``name`` in the directory ``dir_fd`` owner-only and atomically (temporary file, then
-    rename). A link planted at either name is replaced, never followed."""
+    rename): readers see the old file or the new one, never a part. The temporary file is made
+    afresh, and a link planted at either name is replaced, never followed. ``fsync``: the content
+    is on disk before the rename (survives a node failure)."""
     tmp = f".{name}.tmp"
     try:
-        os.unlink(tmp, dir_fd=dir_fd)
+        os.unlink(tmp, dir_fd=dir_fd)   # left by a crash (or planted): never write through it
     except FileNotFoundError:
         pass
     fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 

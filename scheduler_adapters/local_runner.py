@@ -10,7 +10,7 @@ The supervisor is a child subreaper (Linux): job processes orphaned by their par
 children, so when the job ends it can kill and reap all of them, not only its process group. The
 job's first process also gets SIGKILL should the supervisor itself be killed, and every job
 process carries a token in its environment, by which the scheduler kills what a dead supervisor
-left behind (``local.kill_marked``), even processes that left the job's session.
+left behind (``local_processes.kill_marked``), even processes that left the job's session.
 """
 from __future__ import annotations
 
@@ -31,15 +31,8 @@ from typing import Any
 
 from ._files import FILE_MODE, proc_stat, read_json, write_json_atomic
 from .base import JobState
-from .local import (
-    CANCEL_FILE,
-    JOB_TOKEN_ENV,
-    SCRIPT_FILE,
-    SPEC_FILE,
-    STATE_FILE,
-    process_identity,
-    supervisor_alive,
-)
+from .local import CANCEL_FILE, SCRIPT_FILE, SPEC_FILE, STATE_FILE
+from .local_processes import JOB_TOKEN_ENV, process_identity, supervisor_alive
 
 SLOT_POLL_S = 0.05         # how often the head of the queue looks for a free slot
 SWEEP_LIMIT_S = 5.0        # how long to keep killing and reaping a finished job's leftovers

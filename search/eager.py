@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Index, Result, Strategy, Validity
+from .base import Index, Result, Validity
 from .dsice import DSICE
 from .dspline import DEFAULT_ALPHA
 from .explore import (
@@ -42,6 +42,7 @@ from .explore import (
     density_ratio_pick,
     space_filling,
 )
+from .restarting import RestartingDSICE
 from .stage import StageRecord
 
 EAGER_OPTIONS = ("alpha", "neighbours_first", "start", "max_level", "explore_budget",
@@ -49,7 +50,7 @@ EAGER_OPTIONS = ("alpha", "neighbours_first", "start", "max_level", "explore_bud
 SURROGATE_PICKS = 2     # quadratic-model points per ask: more crowd out the line searches
 
 
-class EagerDSICE(Strategy):
+class EagerDSICE(RestartingDSICE):
     """DSICE without idle slots; see the module docstring and docs/search.md ("Variants")."""
 
     def __init__(self, shape: Sequence[int], *, cap: int = 26, minimize: bool = True,
@@ -87,7 +88,6 @@ class EagerDSICE(Strategy):
         self._neighbours_first = neighbours_first
         self._max_level = max_level
         self._room = 0                    # slots the ask() in progress may fill
-        self._validity: dict[Index, bool] = {}
         self._inner = self._new_run(start)
         self.runs = 1
         self.explored = 0
@@ -112,16 +112,6 @@ class EagerDSICE(Strategy):
         if self._inner.done:
             return max(len(self._records), 1)
         return len(self._records) + 1
-
-    # Read-only views of the current run; Strategy declares them as plain attributes so that
-    # simpler strategies may assign them.
-    @property
-    def level(self) -> int:  # type: ignore[override]
-        return self._inner.level
-
-    @property
-    def base(self) -> Index:  # type: ignore[override]
-        return self._inner.base
 
     @property
     def stages(self) -> list[StageRecord]:
@@ -154,12 +144,6 @@ class EagerDSICE(Strategy):
         if self._outstanding:
             return False
         return self.stopped or (self._inner.done and self._restart_point() is None)
-
-    def is_valid(self, point: Index) -> bool:
-        cached = self._validity.get(point)
-        if cached is None:
-            cached = self._validity[point] = super().is_valid(point)
-        return cached
 
     # -- the protocol -----------------------------------------------------------------------------
     def ask(self, free: int | None = None) -> list[Index]:
@@ -348,12 +332,6 @@ class EagerDSICE(Strategy):
         return out
 
     # -- restarts -------------------------------------------------------------------------------
-    def _run_best(self) -> float | None:
-        values = [v for _, v in self._inner.history if v is not None]
-        if (result := self._inner.result) is not None:
-            values.append(result[1])
-        return (min if self.minimize else max)(values) if values else None
-
     def _restart_point(self) -> Index | None:
         if self.restarts_left <= 0 or (found := self.best) is None:
             return None

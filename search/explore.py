@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import Index, Result, Strategy, Validity
+from .base import Index, Result, Validity
 from .dsice import DSICE
+from .restarting import RestartingDSICE
 from .stage import StageRecord
 
 DSICE_OPTIONS = ("mode", "alpha", "neighbours_first", "start")
@@ -124,7 +125,7 @@ def density_ratio_pick(candidates: list[Index], measured: list[tuple[Index, floa
     return chosen
 
 
-class ExploringDSICE(Strategy):
+class ExploringDSICE(RestartingDSICE):
     """DSICE in synchronous rounds, plus exploration in its idle slots and multi-start.
 
     Each round is the inner DSICE's round followed by up to ``cap - len(round)`` exploration
@@ -167,7 +168,6 @@ class ExploringDSICE(Strategy):
             raise ValueError(f"model_share must be in [0, 1], got {model_share}")
         self.model_share = float(model_share)
         self.restart_early = restart_early
-        self._validity: dict[Index, bool] = {}
         self._options = {k: v for k, v in dsice_options.items() if k not in ("mode", "start")}
         self._inner = DSICE(self.shape, cap=cap, minimize=minimize, valid=valid,
                             **dsice_options)
@@ -186,16 +186,6 @@ class ExploringDSICE(Strategy):
     @property
     def stage(self) -> int:
         return len(self._earlier_stages) + self._inner.stage
-
-    # Read-only views of the current run; Strategy declares them as plain attributes so that
-    # simpler strategies may assign them.
-    @property
-    def level(self) -> int:  # type: ignore[override]
-        return self._inner.level
-
-    @property
-    def base(self) -> Index:  # type: ignore[override]
-        return self._inner.base
 
     @property
     def stages(self) -> list[StageRecord]:
@@ -279,22 +269,8 @@ class ExploringDSICE(Strategy):
             if self._lookahead is None:
                 return None
 
-    def is_valid(self, point: Index) -> bool:
-        # Cached: the models test thousands of candidates per round against the constraint.
-        cached = self._validity.get(point)
-        if cached is None:
-            cached = self._validity[point] = super().is_valid(point)
-        return cached
-
     def _can_explore(self) -> bool:
         return self.explored < self.explore_budget and self._fresh() is not None
-
-    def _run_best(self) -> float | None:
-        """The best value the current run reached itself: its base or a point it measured."""
-        values = [v for _, v in self._inner.history if v is not None]
-        if (result := self._inner.result) is not None:
-            values.append(result[1])
-        return (min if self.minimize else max)(values) if values else None
 
     def _restart_point(self) -> Index | None:
         """The best point measured anywhere, when a restart from it is warranted."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from scheduler_adapters.local import is_alive
+from scheduler_adapters.local_processes import is_alive
 
 from .conftest import BASE_CONFIG, DEFAULTS, ROOT
 

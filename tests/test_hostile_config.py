@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from orchestrator.config import MAX_VALUES, ConfigError, load_config
+from orchestrator.config import ConfigError, load_config
+from orchestrator.config_model import MAX_VALUES
 from orchestrator.constraint import compile_constraint
 from orchestrator.trials import setup_values
 from tests.conftest import ROOT

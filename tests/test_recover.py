@@ -24,6 +24,10 @@ def status(cli, path: Path) -> dict:
     return json.loads(cli("status", str(path), "--json").stdout)
 
 
+def stage_numbers(cli, path: Path) -> list[int]:
+    return [st["number"] for st in json.loads(cli("stages", str(path), "--json").stdout)]
+
+
 def test_fail_fast_then_fix_then_retry_all_failed_finishes(write_config, cli):
     path = write_config(command=BROKEN, strategy="dsice")
     assert cli("start", str(path)).returncode == 1
@@ -41,20 +45,23 @@ def test_fail_fast_then_fix_then_retry_all_failed_finishes(write_config, cli):
 
 GRID = 'x = { values = [0, 1, 2, 3, 4] }\ny = { values = [0, 1, 2] }'
 EDGE = "{python} -m jobs.examples.synthetic --center x=4 --center y=1"
+SYNC = 'mode = "sync"'
 
 
 def test_retry_all_failed_remakes_the_search_without_remeasuring(write_config, cli, tmp_path):
     """x=3 fails at first; once fixed and retried, the search ends as a run that never failed
-    (every point it measures), and no point that had succeeded is measured again."""
+    (every point it measures), and no point that had succeeded is measured again. In
+    synchronous rounds, because in refill mode which points are asked depends on when jobs
+    end, so two runs need not measure the same set."""
     clean = write_config("clean.toml", name="clean", command=EDGE, strategy="dsice",
-                         parameters=GRID)
+                         parameters=GRID, search_extra=SYNC)
     clean.write_text(clean.read_text().replace('work_dir = "work"', 'work_dir = "clean"'))
     assert cli("start", str(clean)).returncode == 0
     clean_points = {json.dumps(r["params"], sort_keys=True) for r in
                     json.loads(cli("history", str(clean), "--json").stdout)}
 
     path = write_config(command=EDGE + " --fail-when x=3", strategy="dsice", retries=0,
-                        parameters=GRID)
+                        parameters=GRID, search_extra=SYNC)
     assert cli("start", str(path)).returncode == 0
     assert status(cli, path)["failed_points"] == 3
     measured = succeeded_per_point(path)
@@ -137,12 +144,18 @@ def test_extending_a_candidate_list_keeps_every_measured_point(write_config, cli
     assert cli("start", str(path)).returncode == 0
     assert status(cli, path)["best"]["params"] == {"x": 3, "y": 1}
     measured = succeeded_per_point(path)
+    stages_before = stage_numbers(cli, path)
     path.write_text(path.read_text().replace("[0, 1, 2, 3]", "[-1, 0, 1, 2, 3, 4, 5, 6]"))
     proc = cli("start", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "grid extended: x: added -1, 4, 5, 6; every measured point kept" in proc.stderr
     data = status(cli, path)
     assert data["state"] == "finished" and data["best"]["params"] == {"x": 5, "y": 1}
+    # The search begun again on the new grid numbers its stages on after the old ones.
+    numbers = stage_numbers(cli, path)
+    assert numbers[:len(stages_before)] == stages_before and len(numbers) > len(stages_before)
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert data["stage"] == data["stages_done"] == numbers[-1]
     counts = succeeded_per_point(path)
     assert all(counts[p] == 1 for p in measured) and set(counts.values()) == {1}
     moved = tmp_path / "work" / "trials" / "before-extension-1"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.config import SearchSection
+from orchestrator.config_model import SearchSection
 from orchestrator.simulate import run_simulation, scratch_root
 from scheduler_adapters.base import JobSpec, JobState
 from scheduler_adapters.simulated import EPOCH, SimulatedScheduler, VirtualClock

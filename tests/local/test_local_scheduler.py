@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler_adapters import local
+from scheduler_adapters import local_processes
 from scheduler_adapters.base import (
     JobRejected,
     JobSpec,
@@ -21,7 +21,8 @@ from scheduler_adapters.base import (
     SchedulerMisconfigured,
     SchedulerUnavailable,
 )
-from scheduler_adapters.local import LOST_REASON, LocalScheduler, process_identity
+from scheduler_adapters.local import LOST_REASON, LocalScheduler
+from scheduler_adapters.local_processes import process_identity
 
 from ..adapters.helpers import in_states, poll, wait_until
 from .local_helpers import pid_alive
@@ -272,7 +273,7 @@ def test_cancel_after_the_supervisor_died_records_cancelled(make_scheduler, shel
 
 
 def test_a_supervisor_that_never_starts_is_given_up(make_scheduler, shell_job, monkeypatch):
-    monkeypatch.setattr(local, "SPAWN_GRACE_S", 0.5)
+    monkeypatch.setattr(local_processes, "SPAWN_GRACE_S", 0.5)
     sched = make_scheduler(python="/bin/true")   # "starts", but runs no supervisor
     job_id = sched.submit(shell_job("stillborn", "true"))
     assert sched.status([job_id])[job_id].state is JobState.PENDING
