@@ -90,15 +90,26 @@ def inspect_config(path: Path, *, probe_scheduler: bool = True) -> Inspection:
     problem = work_dir_problem(config.work_dir)
     if problem:
         found.errors.append(problem)
-    existing_experiment(config, found)
+    exists = existing_experiment(config, found)
     if found.errors:
         return found
     with throwaway_scheduler(config) as scheduler:
         if probe_scheduler:
-            found.errors += [f"scheduler {config.model.scheduler.kind}: {p}"
-                             for p in scheduler.check(work_dir=config.work_dir)]
+            kind = config.model.scheduler.kind
+            stops, waits = sort_answers(scheduler.check(work_dir=config.work_dir), new=not exists)
+            found.errors += [f"scheduler {kind}: {p}" for p in stops]
+            found.warnings += [f"scheduler {kind} does not answer now: {p}; start goes on and "
+                               "its master re-attaches once it does" for p in waits]
         describe_first_job(config, scheduler, found)
     return found
+
+
+def sort_answers(answers: list[str], *, new: bool) -> tuple[list[str], list[str]]:
+    """The scheduler's ``check`` answers that stop ``start``, and those it only warns of: a
+    scheduler that does not answer now (``Unanswered``) stops only a new experiment, as a
+    restart's master waits for it to re-attach to the jobs in flight."""
+    waits: list[str] = [] if new else [a for a in answers if isinstance(a, Unanswered)]
+    return [a for a in answers if new or not isinstance(a, Unanswered)], waits
 
 
 def option_problems(raw: Mapping[str, Any]) -> list[str]:
@@ -137,16 +148,17 @@ def template_warnings(config: Config) -> list[str]:
     return warnings
 
 
-def existing_experiment(config: Config, found: Inspection) -> None:
-    """What ``start`` would say about the experiment already in the work directory."""
+def existing_experiment(config: Config, found: Inspection) -> bool:
+    """What ``start`` would say about the experiment already in the work directory; whether
+    there is one."""
     db = sqlite_path(config.database_url)
     if db is not None and not db.exists():
-        return
+        return False
     try:
         definition, state = queries.query(str(config.path),
                                           lambda s, exp: (exp.definition, exp.state))
     except OrchestratorError:        # none yet, or unreadable: `start` says which
-        return
+        return False
     new = config.search_definition()
     if definition != new:
         if extend.plan(definition, new) is None:
@@ -159,6 +171,7 @@ def existing_experiment(config: Config, found: Inspection) -> None:
         found.warnings.append(f"the experiment in {config.work_dir} is {state}: start refuses "
                               "it (`start --fresh` archives it; after a fail-fast stop, "
                               "`retry --all-failed` reopens it)")
+    return True
 
 
 def work_dir_problem(work_dir: Path) -> str | None:
@@ -270,8 +283,7 @@ def preflight(config: Config, *, new: bool) -> list[str]:
     except SchedulerMisconfigured as exc:
         raise ConfigError(f"{config.path}: scheduler.options: {exc}") from None
     kind = config.model.scheduler.kind
-    waits = [] if new else [a for a in answers if isinstance(a, Unanswered)]
-    answers = [a for a in answers if new or not isinstance(a, Unanswered)]
+    answers, waits = sort_answers(answers, new=new)
     if answers:
         hint = (" (scheduler.options.commands_dir names their directory)"
                 if "commands_dir" in SCHEDULERS[kind].options

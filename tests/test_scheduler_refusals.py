@@ -55,6 +55,16 @@ def db_rows(tmp_path: Path, sql: str) -> list[tuple]:
     return sqlite3.connect(tmp_path / "work" / "state.db").execute(sql).fetchall()
 
 
+def events_of_kind(tmp_path: Path, kind: str) -> int:
+    """How many events of ``kind`` the database holds; 0 before its schema exists."""
+    if not (tmp_path / "work" / "state.db").exists():
+        return 0
+    try:
+        return db_rows(tmp_path, f"select count(*) from events where kind = '{kind}'")[0][0]
+    except sqlite3.OperationalError:          # the file is there, its tables not yet
+        return 0
+
+
 def start(path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "orchestrator", "start", str(path)], cwd=ROOT,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -72,8 +82,7 @@ def test_a_submit_that_got_in_while_lookups_fail_runs_once(write_config, tmp_pat
     first = start(path, env)
     try:
         deadline = time.monotonic() + 60
-        while not (tmp_path / "work" / "state.db").exists() or not db_rows(
-                tmp_path, "select count(*) from events where kind = 'submit-waiting'")[0][0]:
+        while not events_of_kind(tmp_path, "submit-waiting"):
             assert first.poll() is None and time.monotonic() < deadline, first.stderr
             time.sleep(0.1)
         first.terminate()
@@ -187,7 +196,10 @@ def test_a_restart_while_the_scheduler_is_away_goes_on_and_reattaches(
     finally:
         if master.poll() is None:
             master.kill()
-    pjm.outage(3, commands=("pjstat",))
+    pjm.outage(8, commands=("pjstat",))
+    checked = run_cli("check", str(path), env=env)                # says what start will do
+    assert checked.returncode == 0, checked.stdout
+    assert "warning: scheduler pjm does not answer now: " in checked.stdout
     proc = run_cli("start", str(path), env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "scheduler pjm does not answer now (" in proc.stderr and "pjstat -v" in proc.stderr
