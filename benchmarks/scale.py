@@ -28,6 +28,7 @@ from pathlib import Path
 import orchestrator.master  # noqa: F401  (loaded here, before the clock starts)
 from orchestrator import queries
 from orchestrator.simulate import run_simulation
+from orchestrator.states import ExperimentState
 
 ROOT = Path(__file__).resolve().parents[1]
 CAP = 50
@@ -89,7 +90,7 @@ def probe(url: str, every: float, out: Path) -> int:
                 fh.write(json.dumps({"s": seconds, "cpu": cpu, "done": done,
                                      "attempts": attempts}) + "\n")
             fh.flush()
-            if state == "finished":
+            if state == ExperimentState.FINISHED:
                 return 0
             time.sleep(every)
 

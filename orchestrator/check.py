@@ -5,7 +5,7 @@ search and scheduler options against what each strategy and adapter declares (an
 with "did you mean" and the valid ones), the scheduler's commands (``Scheduler.check``), the work
 directory, and the trial command rendered for the first point. It creates nothing: the
 adapter is built with a throw-away state directory and the job is described, not prepared.
-``preflight`` is the part ``start`` runs before it creates the experiment.
+``preflight`` is the part ``start`` runs before it creates or resumes the experiment.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from scheduler_adapters import SCHEDULERS, JobSpec, Scheduler, SchedulerMisconfigured
-from scheduler_adapters.base import render_script
+from scheduler_adapters.base import Unanswered, render_script
 from search.explore import DSICE_OPTIONS, EXPLORE_OPTIONS
 
 from . import exitcodes, extend, queries
@@ -90,15 +90,26 @@ def inspect_config(path: Path, *, probe_scheduler: bool = True) -> Inspection:
     problem = work_dir_problem(config.work_dir)
     if problem:
         found.errors.append(problem)
-    existing_experiment(config, found)
+    exists = existing_experiment(config, found)
     if found.errors:
         return found
     with throwaway_scheduler(config) as scheduler:
         if probe_scheduler:
-            found.errors += [f"scheduler {config.model.scheduler.kind}: {p}"
-                             for p in scheduler.check(work_dir=config.work_dir)]
+            kind = config.model.scheduler.kind
+            stops, waits = sort_answers(scheduler.check(work_dir=config.work_dir), new=not exists)
+            found.errors += [f"scheduler {kind}: {p}" for p in stops]
+            found.warnings += [f"scheduler {kind} does not answer now: {p}; start goes on and "
+                               "its master re-attaches once it does" for p in waits]
         describe_first_job(config, scheduler, found)
     return found
+
+
+def sort_answers(answers: list[str], *, new: bool) -> tuple[list[str], list[str]]:
+    """The scheduler's ``check`` answers that stop ``start``, and those it only warns of: a
+    scheduler that does not answer now (``Unanswered``) stops only a new experiment, as a
+    restart's master waits for it to re-attach to the jobs in flight."""
+    waits: list[str] = [] if new else [a for a in answers if isinstance(a, Unanswered)]
+    return [a for a in answers if new or not isinstance(a, Unanswered)], waits
 
 
 def option_problems(raw: Mapping[str, Any]) -> list[str]:
@@ -137,16 +148,17 @@ def template_warnings(config: Config) -> list[str]:
     return warnings
 
 
-def existing_experiment(config: Config, found: Inspection) -> None:
-    """What ``start`` would say about the experiment already in the work directory."""
+def existing_experiment(config: Config, found: Inspection) -> bool:
+    """What ``start`` would say about the experiment already in the work directory; whether
+    there is one."""
     db = sqlite_path(config.database_url)
     if db is not None and not db.exists():
-        return
+        return False
     try:
         definition, state = queries.query(str(config.path),
                                           lambda s, exp: (exp.definition, exp.state))
     except OrchestratorError:        # none yet, or unreadable: `start` says which
-        return
+        return False
     new = config.search_definition()
     if definition != new:
         if extend.plan(definition, new) is None:
@@ -159,6 +171,7 @@ def existing_experiment(config: Config, found: Inspection) -> None:
         found.warnings.append(f"the experiment in {config.work_dir} is {state}: start refuses "
                               "it (`start --fresh` archives it; after a fail-fast stop, "
                               "`retry --all-failed` reopens it)")
+    return True
 
 
 def work_dir_problem(work_dir: Path) -> str | None:
@@ -251,12 +264,12 @@ def job_script(scheduler: Scheduler, spec: JobSpec) -> str:
     return render_script(directives=f"# {scheduler.kind} job {spec.name}", spec=spec)
 
 
-def preflight(config: Config, *, probe_scheduler: bool) -> list[str]:
-    """What ``start`` checks before it creates anything: option names and values (a
-    ConfigError, exit 2, all named in one line) and, with ``probe_scheduler`` (a new
-    experiment: a restart leaves that to the master, which stops on SchedulerMisconfigured),
-    the scheduler's commands (SchedulerNotReady, exit 2, as the master's own stop). Returns the
-    warnings to show."""
+def preflight(config: Config, *, new: bool) -> list[str]:
+    """What ``start`` checks before it creates or resumes anything: option names and values (a
+    ConfigError, exit 2, all named in one line) and the scheduler's commands (SchedulerNotReady,
+    exit 2). A scheduler that does not answer now stops only a ``new`` experiment: a restart
+    goes on with a warning, as its master waits for the scheduler to re-attach to the jobs in
+    flight. Returns the warnings to show."""
     raw = config.model.model_dump(mode="python")
     problems = option_problems(raw)
     if problems:
@@ -266,14 +279,17 @@ def preflight(config: Config, *, probe_scheduler: bool) -> list[str]:
     build_strategy(config, config.model.scheduler.cap)      # option values, the constraint
     try:
         with throwaway_scheduler(config) as scheduler:
-            answers = scheduler.check(work_dir=config.work_dir) if probe_scheduler else []
+            answers = scheduler.check(work_dir=config.work_dir)
     except SchedulerMisconfigured as exc:
         raise ConfigError(f"{config.path}: scheduler.options: {exc}") from None
+    kind = config.model.scheduler.kind
+    answers, waits = sort_answers(answers, new=new)
     if answers:
-        kind = config.model.scheduler.kind
         hint = (" (scheduler.options.commands_dir names their directory)"
                 if "commands_dir" in SCHEDULERS[kind].options
                 and any("not on PATH" in a for a in answers) else "")
         raise SchedulerNotReady(f"scheduler {kind} is not ready: {'; '.join(answers)}{hint}; "
                                 "nothing was started", exitcodes.USAGE)
-    return template_warnings(config)
+    warnings = [f"scheduler {kind} does not answer now ({'; '.join(waits)}); the master waits "
+                "for it, then re-attaches to the jobs in flight"] if waits else []
+    return warnings + template_warnings(config)

@@ -121,7 +121,7 @@ def run_one(config: Config) -> int:
     outcome = judge(status, spec.workdir, config.objective_key)
     if outcome.ok:
         print(f"run-one: {point(config.params_of(index))}: {config.objective_key} = "
-              f"{outcome.value:.6g} (result file ok: {outcome.values})")
+              f"{outcome.value:.6g} (result file ok: {point(outcome.values)})")
         print(f"run dir: {spec.workdir}")
         return exitcodes.OK
     print(f"run-one failed: {outcome.reason}", file=sys.stderr)

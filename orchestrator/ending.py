@@ -19,6 +19,7 @@ from .lease import LeaseLost
 from .models import Experiment
 from .progress import Progress
 from .reconcile import CancelFailed, Reconciler
+from .render import best
 from .states import ExperimentState
 
 CANCELLED = "experiment cancelled"      # the stop reason of a cancelled experiment
@@ -89,7 +90,7 @@ class Ending:
             ledger.cancel_pending_points(s, ctx.experiment_id)
             ledger.set_experiment_state(s, ctx.experiment_id, ExperimentState.FINISHED,
                                         at=ctx.now())
-            ctx.event(s, "finished", f"experiment finished: best {result['best']}", result)
+            ctx.event(s, "finished", f"experiment finished: best {best(result['best'])}", result)
         announce(ctx, ExperimentState.FINISHED,
                  result["best"]["value"] if result["best"] else None)
         self.release()

@@ -21,6 +21,8 @@ from scheduler_adapters.base import JobState, JobStatus
 from .faults import crash_point
 from .models import Attempt, Evaluation, Event, Experiment, JournalEntry, Point, point_key
 from .outcomes import Outcome
+from .render import number
+from .render import point as point_text
 from .states import (
     AttemptKind,
     AttemptState,
@@ -227,7 +229,8 @@ def record_outcome(s: Session, row: Attempt, outcome: Outcome, status: JobStatus
         s.add(Evaluation(point_id=point.id, value=outcome.value, metrics=outcome.values,
                          attempt_id=row.id, recorded_at=at))
         point.state = PointState.DONE
-        add_event(s, row.experiment_id, "evaluated", f"point {point.params} = {outcome.value:.6g}",
+        add_event(s, row.experiment_id, "evaluated",
+                  f"point {point_text(point.params)} = {number(outcome.value)}",
                   {"point": point.key, "value": outcome.value}, at=at)
         return
     if outcome.failure_kind == FailureKind.PROGRAM:
@@ -242,7 +245,8 @@ def record_outcome(s: Session, row: Attempt, outcome: Outcome, status: JobStatus
                          attempt_id=row.id, recorded_at=at))
         point.state = PointState.FAILED
         add_event(s, row.experiment_id, "point-failed",
-                  f"point {point.params} failed: {outcome.reason}", {"point": point.key}, at=at)
+                  f"point {point_text(point.params)} failed: {outcome.reason}",
+                  {"point": point.key}, at=at)
     else:
         point.state = PointState.PENDING
 
@@ -274,7 +278,8 @@ def _record_setup_outcome(s: Session, row: Attempt, outcome: Outcome, at: dateti
         exp = s.get(Experiment, row.experiment_id)
         assert exp is not None
         exp.setup_outputs = {**(outcome.values or {}), "_run_dir": row.run_dir}
-        add_event(s, row.experiment_id, "setup-done", f"setup succeeded: {outcome.values}", at=at)
+        add_event(s, row.experiment_id, "setup-done",
+                  f"setup succeeded: {point_text(outcome.values or {})}", at=at)
         return
     add_event(s, row.experiment_id, "setup-failed", f"{row.name}: {outcome.reason}", at=at)
 

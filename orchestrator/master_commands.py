@@ -42,7 +42,7 @@ def start(args: argparse.Namespace) -> int:
                                                        json=False))
     config = load_config(args.target)
     new = args.fresh or not _has_state(config)
-    for warning in preflight(config, probe_scheduler=new):   # stop before any state exists
+    for warning in preflight(config, new=new):   # stop before any state is created or changed
         if not args.quiet:
             print(f"orchestrator: warning: {warning}", file=sys.stderr)
     known = None if args.warm_start is None else _known(args.warm_start, config, args.quiet)

@@ -46,6 +46,12 @@ def measured(params: Mapping[str, Any] | None, value: float | None) -> str:
     return f"{number(value)} at {point(params)}"
 
 
+def best(found: Mapping[str, Any] | None) -> str:
+    """A summary's best point (``{"params": ..., "value": ...}``) as ``measured`` writes it;
+    ``none`` before any success."""
+    return "none" if found is None else measured(found["params"], found["value"])
+
+
 def cell(value: Any) -> str:
     if value is None:
         return "-"

@@ -34,6 +34,7 @@ from .models import (
     parse_point_key,
     point_key,
 )
+from .render import measured
 from .states import AttemptState, JournalKind, Origin, PointState
 from .strategies import (
     Replay,
@@ -320,5 +321,7 @@ class SearchDriver:
                             level=st.level, base=list(st.base), points=[list(p) for p in st.points],
                             best=None if st.best is None else list(st.best),
                             best_value=st.best_value, moved=st.moved, recorded_at=self.ctx.now()))
+                best = ("none" if st.best is None or st.best_value is None else
+                        measured(self.ctx.config.params_of(st.best), st.best_value))
                 self.ctx.event(s, "stage", f"stage {number} (level {st.level}) done: "
-                               f"{len(st.points)} points, best {st.best_value}")
+                               f"{len(st.points)} points, best {best}")

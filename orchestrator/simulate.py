@@ -28,6 +28,7 @@ from .config import Config, ConfigError, read_toml, validate_config
 from .config_model import SimulateSection
 from .errors import SimulationError
 from .output import add_target, emit_json
+from .render import best as best_text
 
 if TYPE_CHECKING:   # the master (numpy, scipy, SQLAlchemy) loads only when a simulation runs,
     # so that registering this command costs the other commands nothing
@@ -299,7 +300,7 @@ def format_report(report: dict[str, Any]) -> str:
         f"evaluations   {report['evaluations']} ({report['failed_points']} failed points, "
         f"{report['attempts']} attempts, {report['reruns']} reruns, "
         f"{spec['extra_evaluations']} speculative extra)",
-        "best          " + ("none" if best is None else f"{best['value']:.6g} at {best['params']}"),
+        "best          " + best_text(best),
         "stages:",
     ]
     lines += [f"  {st['number']:>3}  level {st['level']}  {st['points']:>3} points  "

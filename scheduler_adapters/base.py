@@ -120,6 +120,13 @@ class SchedulerMisconfigured(SchedulerError):
     ``commands_dir``, an option the scheduler cannot use. Nothing will work until it is fixed."""
 
 
+class Unanswered(str):
+    """An answer of ``Scheduler.check`` that says the scheduler does not answer now (a query
+    that timed out, or failed although its command exists: a daemon down or unreachable), not
+    that it is set up wrong. A new experiment is refused for it; a restart goes on, and the
+    master re-attaches to the jobs in flight once the scheduler answers."""
+
+
 class SchedulerOptionError(SchedulerMisconfigured, ValueError):
     """A bad adapter option (unknown, wrong type, or a value the scheduler cannot carry).
 
@@ -161,7 +168,8 @@ class Scheduler(ABC):
 
     def check(self, *, work_dir: Path | None = None) -> list[str]:
         """Problems that would stop every job, found without submitting anything: a command
-        missing or not answering, a ``work_dir`` this scheduler cannot carry. Empty when fine."""
+        missing or not answering, a ``work_dir`` this scheduler cannot carry. Empty when fine.
+        A scheduler that does not answer now is an ``Unanswered`` item."""
         return []
 
     def close(self) -> None:

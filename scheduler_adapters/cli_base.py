@@ -141,7 +141,7 @@ class CommandLineScheduler(Scheduler):
         query = self.probe_args()
         if not problems and query is not None:
             command, args = query
-            answer = probe([self.program(command), *args], env=self.env)
+            answer = probe([self.program(command), *args], env=self.env, failure_is_outage=True)
             problems += [answer] if answer else []
         return problems
 

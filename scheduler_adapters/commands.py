@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .base import SchedulerMisconfigured, SchedulerUnavailable
+from .base import SchedulerMisconfigured, SchedulerUnavailable, Unanswered
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +70,19 @@ def command_problem(program: str, env: Mapping[str, str] | None = None) -> str |
 
 
 def probe(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-          timeout: float = CHECK_TIMEOUT_S, cwd: str | None = None) -> str | None:
-    """Run a harmless query; why it did not answer properly, or None when it did."""
+          timeout: float = CHECK_TIMEOUT_S, cwd: str | None = None,
+          failure_is_outage: bool = False) -> str | None:
+    """Run a harmless query; why it did not answer properly, or None when it did. A hang is
+    ``Unanswered``, and so is a non-zero exit with ``failure_is_outage`` (a scheduler query
+    whose command exists fails when its daemon is down, not because of the configuration)."""
     try:
         result = run_command(argv, timeout=timeout, env=env, cwd=cwd)
-    except (SchedulerUnavailable, SchedulerMisconfigured) as exc:
+    except SchedulerUnavailable as exc:
+        return Unanswered(str(exc))
+    except SchedulerMisconfigured as exc:
         return str(exc)
     if result.returncode != 0:
         tail = " ".join(result.output.split())[:200] or "no output"
-        return f"{' '.join(argv)} failed (exit {result.returncode}): {tail}"
+        answer = f"{' '.join(argv)} failed (exit {result.returncode}): {tail}"
+        return Unanswered(answer) if failure_is_outage else answer
     return None

@@ -15,14 +15,18 @@ code keeps using the allocator it was built with, and jemalloc, which libdrmaa i
 calls (glibc's ``malloc`` comes first in the scope), stays idle.
 
 libdrmaa is one per process, and so is the ``drmaa`` package's error buffer that every call
-writes its message into: its calls are serialised on one lock, whichever adapter or thread
-makes them.
+writes its message into: its calls are made one at a time on one long-lived worker thread,
+whichever adapter or thread asks for them (a thread per call cost 7.7 ms a call beside a busy
+thread, see docs/drmaa.md).
 """
 from __future__ import annotations
 
 import ctypes
+import os
+import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -31,9 +35,6 @@ from .base import SchedulerMisconfigured, SchedulerUnavailable
 T = TypeVar("T")
 
 LIBSTDCXX = "libstdc++.so.6"
-
-_ONE_CALL_AT_A_TIME = threading.Lock()
-
 
 def load_drmaa() -> ModuleType:
     """The ``drmaa`` module, libdrmaa loaded; a clear SchedulerMisconfigured when it cannot be."""
@@ -60,35 +61,85 @@ def _pin_cxx_allocator() -> None:
         pass   # no GNU libstdc++ here (another C++ runtime): nothing of it to protect
 
 
+@dataclass
+class _Call:
+    """One libdrmaa call handed to the worker, and what came of it."""
+
+    call: Callable[..., Any]
+    args: tuple[Any, ...]
+    done: threading.Event = field(default_factory=threading.Event)
+    claim: threading.Lock = field(default_factory=threading.Lock)   # started xor given up
+    started: bool = False
+    given_up: bool = False
+    value: Any = None
+    error: BaseException | None = None
+
+
+class _Worker:
+    """A daemon thread that makes the queued calls in turn. A call whose caller gave up before
+    its turn is skipped."""
+
+    def __init__(self) -> None:
+        self.calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, name="drmaa-worker", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            item = self.calls.get()
+            with item.claim:
+                if item.given_up:
+                    continue
+                item.started = True
+            try:
+                item.value = item.call(*item.args)
+            except BaseException as exc:  # handed to the caller's thread
+                item.error = exc
+            item.done.set()
+
+
+_worker: _Worker | None = None
+_worker_lock = threading.Lock()
+
+
+def _the_worker() -> _Worker:
+    """The process's worker, started on first use (and again in a forked child, where the
+    parent's thread does not exist)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.thread.is_alive():
+            _worker = _Worker()
+        return _worker
+
+
+def _forget_worker_in_child() -> None:
+    global _worker, _worker_lock
+    _worker, _worker_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_worker_in_child)
+
+
 def call_with_timeout(what: str, call: Callable[..., T], *args: Any, timeout_s: float) -> T:
-    """``call(*args)`` (libdrmaa calls only), in a worker thread, when no other is running.
+    """``call(*args)`` (libdrmaa calls only) on the one libdrmaa worker thread, after the calls
+    queued before it.
 
     libdrmaa has no timeout of its own: a hung qmaster would hang the caller. Past ``timeout_s``
-    the caller gets SchedulerUnavailable and the worker is abandoned. An abandoned worker that
-    has not started its call by then never makes it: nobody waits for its answer any more (a
-    submit queued behind a hung one would go in unseen, besides the one its caller retries).
+    the caller gets SchedulerUnavailable. A call that has not started by then is never made:
+    nobody waits for its answer any more (a submit queued behind a hung one would go in unseen,
+    besides the one its caller retries). One that has started runs to its end on the worker,
+    and the calls queued behind it wait for it, so calls stay one at a time.
     """
-    outcome: dict[str, Any] = {}
-    given_up = threading.Event()
-
-    def target() -> None:
-        with _ONE_CALL_AT_A_TIME:
-            if given_up.is_set():
-                return
-            try:
-                outcome["value"] = call(*args)
-            except BaseException as exc:  # handed to the caller's thread below
-                outcome["error"] = exc
-
-    worker = threading.Thread(target=target, name=f"drmaa-{what}", daemon=True)
-    worker.start()
-    worker.join(timeout_s)
-    if worker.is_alive():
-        given_up.set()
-        raise SchedulerUnavailable(f"DRMAA {what} did not answer within {timeout_s:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    value: T = outcome["value"]
+    item = _Call(call, args)
+    _the_worker().calls.put(item)
+    if not item.done.wait(timeout_s):
+        with item.claim:
+            item.given_up = not item.started
+        if not item.done.is_set():
+            raise SchedulerUnavailable(f"DRMAA {what} did not answer within {timeout_s:g} s")
+    if item.error is not None:
+        raise item.error
+    value: T = item.value
     return value
 
 

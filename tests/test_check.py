@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from orchestrator.states import ExperimentState
 from scheduler_adapters.emulators import BIN_DIR
 from scheduler_adapters.emulators.pjm import PJMEmulator
 
@@ -127,7 +128,7 @@ def test_check_names_what_start_would_refuse_in_an_existing_experiment(write_con
     assert proc.returncode == 2 and "x: removed 0" in proc.stdout
 
 
-def test_a_scheduler_broken_after_the_start_stops_the_master_in_one_line(
+def test_a_scheduler_broken_between_runs_stops_the_restart_as_it_stops_a_new_start(
         write_config, cli, tmp_path):
     emulator = PJMEmulator(tmp_path / "pjm-state")
     emulator.configure(user="user1")
@@ -139,12 +140,32 @@ def test_a_scheduler_broken_after_the_start_stops_the_master_in_one_line(
     try:
         assert cli("start", str(path), "--detach", env=env).returncode == 0
         assert cli("stop", str(path), "--wait", "--timeout", "60", env=env).returncode == 0
+        before = json.loads(cli("events", str(path), "--json", "--limit", "1000").stdout)
         path.write_text(path.read_text().replace(str(BIN_DIR), str(tmp_path / "nowhere")))
-        proc = cli("start", str(path), env=env)
+        restarts = [cli("start", str(path), *flags, env=env) for flags in ((), ("--detach",))]
     finally:
         emulator.shutdown()
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert "the scheduler cannot run jobs as configured: commands_dir" in proc.stderr
-    assert "is not a directory" in proc.stderr and "Traceback" not in proc.stderr
+    for proc in restarts:      # the one line a new experiment gets, before any master runs
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert proc.stdout == "" and "Traceback" not in proc.stderr
+        assert "scheduler pjm is not ready: commands_dir" in proc.stderr
+        assert "is not a directory" in proc.stderr and "nothing was started" in proc.stderr
+    after = json.loads(cli("events", str(path), "--json", "--limit", "1000").stdout)
+    assert after == before                                     # nothing recorded at all
     history = json.loads(cli("history", str(path), "--json").stdout)
     assert all(r["state"] != "failed" for r in history)        # no trial charged with it
+
+
+def test_a_local_python_option_pointing_nowhere_stops_the_restart_in_one_line(
+        write_config, cli, tmp_path):
+    path = write_config(command=SYNTHETIC + " --sleep 2")
+    assert cli("start", str(path), "--detach").returncode == 0
+    assert cli("stop", str(path), "--wait", "--timeout", "60").returncode == 0
+    path.write_text(path.read_text().replace("[scheduler]", "[scheduler]\noptions = { python = "
+                                             f'"{tmp_path / "nopython"}" }}'))
+    proc = cli("start", str(path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"scheduler local is not ready: python option: {tmp_path / 'nopython'} does not " \
+           "exist" in proc.stderr
+    status = json.loads(cli("status", str(path), "--json").stdout)
+    assert status["state"] == ExperimentState.RUNNING and status["failed_points"] == 0

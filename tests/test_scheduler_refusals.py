@@ -55,6 +55,16 @@ def db_rows(tmp_path: Path, sql: str) -> list[tuple]:
     return sqlite3.connect(tmp_path / "work" / "state.db").execute(sql).fetchall()
 
 
+def events_of_kind(tmp_path: Path, kind: str) -> int:
+    """How many events of ``kind`` the database holds; 0 before its schema exists."""
+    if not (tmp_path / "work" / "state.db").exists():
+        return 0
+    try:
+        return db_rows(tmp_path, f"select count(*) from events where kind = '{kind}'")[0][0]
+    except sqlite3.OperationalError:          # the file is there, its tables not yet
+        return 0
+
+
 def start(path: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "orchestrator", "start", str(path)], cwd=ROOT,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -65,14 +75,14 @@ def test_a_submit_that_got_in_while_lookups_fail_runs_once(write_config, tmp_pat
     # pjsub queues the job but reports an error, and the lookups by name that follow fail too:
     # the master must wait for a lookup that answers, never submit the same name again.
     # The experiment exists first (a master stopped during a pjsub outage, its intents recorded),
-    # so that `start`'s probe of a new experiment's scheduler does not meet the faults.
+    # so that `start`'s probe, which refuses a new experiment on a scheduler that does not
+    # answer, only warns.
     path = pjm_config(write_config, tmp_path)
     pjm.outage(600, commands=("pjsub",))
     first = start(path, env)
     try:
         deadline = time.monotonic() + 60
-        while not (tmp_path / "work" / "state.db").exists() or not db_rows(
-                tmp_path, "select count(*) from events where kind = 'submit-waiting'")[0][0]:
+        while not events_of_kind(tmp_path, "submit-waiting"):
             assert first.poll() is None and time.monotonic() < deadline, first.stderr
             time.sleep(0.1)
         first.terminate()
@@ -82,7 +92,7 @@ def test_a_submit_that_got_in_while_lookups_fail_runs_once(write_config, tmp_pat
             first.kill()
     pjm.outage(0, commands=("pjsub",))
     pjm.inject("pjsub_submit_then_fail", 2)
-    pjm.inject("pjstat_fail", 4)
+    pjm.inject("pjstat_fail", 5)          # the first fails `start`'s probe, which goes on
     proc = run_cli("start", str(path), env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert not any(pjm.faults_left().values())               # every fault was hit
@@ -164,3 +174,64 @@ def test_a_cancel_the_scheduler_refuses_is_reported(write_config, tmp_path, pjm,
     again = run_cli("cancel", str(path), env=env)
     assert again.returncode == 0 and "cancelled 2 jobs" in again.stdout, again.stdout
     assert db_rows(tmp_path, "select count(*) from attempts where state = 'cancelled'") == [(2,)]
+
+
+def wait_running(pjm: PJMEmulator, master: subprocess.Popen[str], jobs: int) -> None:
+    deadline = time.time() + 60
+    while len([j for j in pjm.jobs().values() if j["st"] == "RUN"]) < jobs:
+        assert time.time() < deadline and master.poll() is None
+        time.sleep(0.1)
+
+
+def test_a_restart_while_the_scheduler_is_away_goes_on_and_reattaches(
+        write_config, tmp_path, pjm, env):
+    # The master's node fails with jobs in flight; the job manager is away when it is started
+    # again: `start` warns and goes on (only misconfiguration stops it), the master re-attaches.
+    path = pjm_config(write_config, tmp_path, sleep=3, points=2)
+    master = start(path, env)
+    try:
+        wait_running(pjm, master, 2)
+        master.kill()
+        master.wait(30)
+    finally:
+        if master.poll() is None:
+            master.kill()
+    pjm.outage(8, commands=("pjstat",))
+    checked = run_cli("check", str(path), env=env)                # says what start will do
+    assert checked.returncode == 0, checked.stdout
+    assert "warning: scheduler pjm does not answer now: " in checked.stdout
+    proc = run_cli("start", str(path), env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "scheduler pjm does not answer now (" in proc.stderr and "pjstat -v" in proc.stderr
+    assert "Cannot connect" in proc.stderr and "re-attaches to the jobs in flight" in proc.stderr
+    assert set(runs(tmp_path).values()) == {1} and len(runs(tmp_path)) == 2
+    assert len(pjm.jobs()) == 2                                   # re-attached, not resubmitted
+    assert db_rows(tmp_path, "select state, count(*) from attempts group by state") == [
+        ("succeeded", 2)]
+
+
+def test_a_scheduler_broken_while_the_master_runs_stops_it_in_one_line(
+        write_config, tmp_path, pjm, env):
+    commands = tmp_path / "bin"               # the site's commands, gone while the master runs
+    commands.mkdir()
+    for name in ("pjsub", "pjstat", "pjdel"):
+        (commands / name).write_text(f'#!/bin/sh\nexec "{BIN_DIR / name}" "$@"\n')
+        (commands / name).chmod(0o755)
+    path = pjm_config(write_config, tmp_path, sleep=3, points=2)
+    path.write_text(path.read_text().replace(str(BIN_DIR), str(commands)))
+    master = start(path, env)
+    try:
+        wait_running(pjm, master, 2)
+        for name in ("pjsub", "pjstat", "pjdel"):
+            (commands / name).unlink()
+        commands.rmdir()
+        assert master.wait(60) == 2
+        err = master.stderr.read() if master.stderr else ""
+    finally:
+        if master.poll() is None:
+            master.kill()
+    assert "the scheduler cannot run jobs as configured: commands_dir" in err, err
+    assert "nothing was recorded as a failure" in err and "Traceback" not in err
+    assert db_rows(tmp_path, "select count(*) from attempts where state = 'failed'") == [(0,)]
+    kinds = [k for (k,) in db_rows(tmp_path, "select kind from events order by id")]
+    assert kinds[-1] == "scheduler-misconfigured"

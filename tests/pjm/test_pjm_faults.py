@@ -16,6 +16,7 @@ from scheduler_adapters.base import (
     SchedulerMisconfigured,
     SchedulerUnavailable,
     SubmitLimitReached,
+    Unanswered,
 )
 from scheduler_adapters.emulators import BIN_DIR
 from scheduler_adapters.emulators.pjm import PJMEmulator
@@ -169,6 +170,15 @@ def test_resource_group_typo_is_refused_up_front_and_at_submit(pjm: PJMEmulator,
     with pytest.raises(SchedulerMisconfigured, match=r"rscgrp=cx-shared.*check rscgrp"):
         sched.submit(make_spec("exp1-p6-a1", "true"))
     assert PJMScheduler(rscgrp="cx-share", commands_dir=BIN_DIR).check() == []
+
+
+def test_check_tells_a_job_manager_that_does_not_answer_from_a_misconfigured_one(
+        sched: PJMScheduler, pjm: PJMEmulator, tmp_path) -> None:
+    pjm.inject("pjstat_fail")
+    [away] = sched.check()
+    assert isinstance(away, Unanswered) and "Cannot connect to the job manager" in away
+    [missing] = PJMScheduler(rscgrp="cx-share", commands_dir=tmp_path / "nowhere").check()
+    assert not isinstance(missing, Unanswered) and "is not a directory" in missing
 
 
 def test_work_dir_with_a_space_is_refused_up_front_and_at_submit(sched: PJMScheduler,
