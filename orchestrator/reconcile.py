@@ -128,9 +128,9 @@ class Reconciler:
     def _apply(self, changes: list[tuple[Attempt, JobStatus, Change]]) -> None:
         """Record one poll's changes in one transaction (result files were read before it)."""
         with self.ctx.tx() as s:
+            rows = ledger.load_attempts(s, [attempt.id for attempt, _, _ in changes])
             for attempt, status, change in changes:
-                row = s.get(Attempt, attempt.id)
-                assert row is not None
+                row = rows[attempt.id]
                 if isinstance(change, Outcome):
                     budget = (self._setup_budget if row.kind == AttemptKind.SETUP
                               else self._budget)
