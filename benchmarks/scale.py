@@ -35,6 +35,7 @@ from orchestrator import queries
 
 ROOT = Path(__file__).resolve().parents[1]
 STATUS_TARGET_S = 1.0
+MILESTONES = (1_000, 5_000, 10_000)      # points done: where the status answer time is shown
 
 
 def timed_status(url: str) -> tuple[float, float, int, int]:
@@ -115,6 +116,8 @@ def main() -> int:
                                      f"{slowest['attempts']} attempts",
          "" if slowest is None
          else verdict(slowest["s"] < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
+        *[(f"status answer near {points:,} points", _answer_near(answered, points), "")
+          for points in MILESTONES if points <= done],
         ("most CPU of a status answer during the run", f"{most_cpu:.3f} s", ""),
         ("status query at the end", f"{final_query:.3f} s ({final_cpu:.3f} s CPU)",
          verdict(final_query < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
@@ -125,6 +128,14 @@ def main() -> int:
     for name, value, mark in rows:
         print(f"| {name} | {value} | {mark} |")
     return 0
+
+
+def _answer_near(answered: list[dict[str, float]], points: int) -> str:
+    """The status answer given when the campaign was nearest ``points`` points done."""
+    if not answered:
+        return "-"
+    near = min(answered, key=lambda p: abs(p["done"] - points))
+    return f"{near['s']:.3f} s ({near['cpu']:.3f} s CPU) at {near['done']:.0f} points"
 
 
 if __name__ == "__main__":
