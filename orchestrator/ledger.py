@@ -162,10 +162,9 @@ def record_intents(s: Session, experiment_id: int, intents: Iterable[Intent], *,
                    at: datetime) -> list[int]:
     """Commit attempts with their unique job names before anything is submitted."""
     intents = list(intents)
-    # The points in one query; ``s.get`` below then finds them in the session.
     point_ids = [i.point_id for i in intents if i.point_id is not None]
-    if point_ids:
-        s.execute(select(Point).where(Point.id.in_(point_ids))).scalars().all()
+    points = {p.id: p for p in s.execute(select(Point).where(Point.id.in_(point_ids)))
+              .scalars()} if point_ids else {}          # in one query, not one per intent
     attempts = []
     for intent in intents:
         attempt = Attempt(experiment_id=experiment_id, point_id=intent.point_id,
@@ -174,17 +173,13 @@ def record_intents(s: Session, experiment_id: int, intents: Iterable[Intent], *,
                           created_at=at, run_dir=intent.run_dir)
         s.add(attempt)
         if intent.point_id is not None:
-            point = s.get(Point, intent.point_id)
-            assert point is not None
-            point.state = PointState.ACTIVE
+            points[intent.point_id].state = PointState.ACTIVE
         attempts.append(attempt)
     s.flush()
     return [a.id for a in attempts]
 
 
-def mark_submitted(s: Session, attempt_id: int, job_id: str, *, at: datetime) -> Attempt:
-    row = s.get(Attempt, attempt_id)
-    assert row is not None
+def mark_submitted(s: Session, row: Attempt, job_id: str, *, at: datetime) -> Attempt:
     row.job_id, row.state = job_id, AttemptState.SUBMITTED
     row.submitted_at = row.submitted_at or at
     return row
@@ -253,8 +248,8 @@ def record_outcome(s: Session, row: Attempt, outcome: Outcome, status: JobStatus
 
 
 def load_attempts(s: Session, attempt_ids: Sequence[int]) -> dict[int, Attempt]:
-    """Attempts by id with their points, in two queries whatever their number (``s.get`` of
-    each then finds it in the session instead of asking the database once per attempt)."""
+    """Attempts by id with their points, in two queries whatever their number (instead of one
+    ``s.get`` per attempt and one lazy load per point)."""
     if not attempt_ids:
         return {}
     rows = s.execute(select(Attempt).where(Attempt.id.in_(attempt_ids))

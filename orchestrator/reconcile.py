@@ -98,9 +98,10 @@ class Reconciler:
             log.warning("lookup by name failed, will retry: %s", exc)
             return False
         with self.ctx.tx() as s:
+            rows = ledger.load_attempts(s, [a.id for a in intents if a.name in found])
             for attempt in intents:
                 if attempt.name in found:
-                    row = ledger.mark_submitted(s, attempt.id, found[attempt.name],
+                    row = ledger.mark_submitted(s, rows[attempt.id], found[attempt.name],
                                                 at=self.ctx.now())
                     self.ctx.event(s, "reattached",
                                    f"{row.name} found in the scheduler as job {row.job_id}")

@@ -151,9 +151,9 @@ class Submitter:
                 submitted.append((attempt_id, result.job_id))
         if submitted:
             with self.ctx.tx() as s:
-                ledger.load_attempts(s, [attempt_id for attempt_id, _ in submitted])
+                rows = ledger.load_attempts(s, [attempt_id for attempt_id, _ in submitted])
                 for attempt_id, job_id in submitted:
-                    ledger.mark_submitted(s, attempt_id, job_id, at=self.ctx.now())
+                    ledger.mark_submitted(s, rows[attempt_id], job_id, at=self.ctx.now())
         return waiting
 
     def submit_one(self, attempt_id: int, spec: JobSpec) -> Submitted | Rejected | Wait:
