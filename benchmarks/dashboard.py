@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from orchestrator.dashboard import figures, sources
 from orchestrator.simulate import run_simulation
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from overhead import write_config
+from grid_campaign import side_of, write_config
 
 READ_TARGET_S = 1.0
 
@@ -46,11 +45,11 @@ def main() -> int:
     parser.add_argument("--database", metavar="FILE",
                         help="time this state database instead of simulating a new one")
     args = parser.parse_args()
-    side = math.isqrt(args.jobs - 1) + 1
     with tempfile.TemporaryDirectory(prefix="dashboard-") as tmp:
         db = Path(args.database) if args.database else Path(tmp) / "work" / "state.db"
         if not args.database:
-            run_simulation(write_config(Path(tmp), side, "delete"), work_dir=db.parent)
+            run_simulation(write_config(Path(tmp), side_of(args.jobs), name="overhead"),
+                           work_dir=db.parent)
         source = sources.Source("overhead", f"sqlite:///{db.resolve()}")
         reader = sources.Reader()
         try:

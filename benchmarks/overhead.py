@@ -15,56 +15,25 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import math
 import pstats
 import resource
 import sys
 import tempfile
-import textwrap
-import time
 from collections import Counter
 from pathlib import Path
 
+from grid_campaign import (
+    CPU_PER_JOB_TARGET_MS,
+    RSS_TARGET_MB,
+    run_measured,
+    side_of,
+    verdict,
+    write_config,
+)
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-import orchestrator.master  # noqa: F401  (loaded here, before the clock starts)
-from orchestrator.simulate import Simulation, run_simulation
-
-CAP = 50
-CPU_PER_JOB_TARGET_MS = 5.0
 STATUS_PER_CYCLE_TARGET = 2.0
-RSS_TARGET_MB = 150.0
-
-
-def objective(params: dict[str, float]) -> float:
-    """A cheap bowl: the jobs must cost nothing so the master's own cost shows."""
-    return (params["x"] - 37) ** 2 + (params["y"] - 61) ** 2
-
-
-def write_config(directory: Path, side: int, journal: str) -> Path:
-    path = directory / "overhead.toml"
-    path.write_text(textwrap.dedent(f"""\
-        [experiment]
-        name = "overhead"
-        sqlite_journal = "{journal}"
-        [objective]
-        key = "loss"
-        [parameters]
-        x = {{ linear = {{ start = 0, stop = {side - 1}, num = {side} }} }}
-        y = {{ linear = {{ start = 0, stop = {side - 1}, num = {side} }} }}
-        [trial]
-        command = "true"
-        [search]
-        strategy = "grid"
-        [scheduler]
-        cap = {CAP}
-        poll_interval = 1.0
-        [simulate]
-        duration_mean_hours = {1 / 3600}
-        objective = "{Path(__file__).resolve()}:objective"
-        """))
-    return path
 
 
 def count_statements(engine_class: type[Engine]) -> Counter[str]:
@@ -84,39 +53,35 @@ def main() -> int:
                         help="SQLite journal mode (experiment.sqlite_journal); default: delete")
     parser.add_argument("--profile", action="store_true", help="profile the master (cProfile)")
     args = parser.parse_args()
-    side = math.isqrt(args.jobs - 1) + 1
+    side = side_of(args.jobs)
     with tempfile.TemporaryDirectory(prefix="overhead-") as tmp:
-        config = write_config(Path(tmp), side, args.journal)
+        config = write_config(Path(tmp), side, name="overhead", journal=args.journal)
         rss_before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         statements = count_statements(Engine) if args.profile else None
         profiler = cProfile.Profile() if args.profile else None
-        cpu0, wall0 = time.process_time(), time.perf_counter()
         if profiler:
             profiler.enable()
-        sim: Simulation = run_simulation(config, work_dir=Path(tmp) / "work")
+        run = run_measured(config, Path(tmp) / "work")
         if profiler:
             profiler.disable()
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         db_bytes = (Path(tmp) / "work" / "state.db").stat().st_size
-    jobs = sim.scheduler.submits
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    per_job_ms = 1000 * cpu / jobs
+    sim, jobs, per_job_ms = run.sim, run.attempts, run.cpu_per_attempt_ms
     per_cycle = sim.report["master"]["status_calls_per_cycle"]
     rows = [
         ("jobs", f"{jobs}", ""),
         ("master cycles", f"{sim.master.cycles}", ""),
-        ("wall time", f"{wall:.1f} s", ""),
+        ("wall time", f"{run.wall_s:.1f} s", ""),
         ("master CPU time per job", f"{per_job_ms:.2f} ms",
-         _verdict(per_job_ms <= CPU_PER_JOB_TARGET_MS, f"<= {CPU_PER_JOB_TARGET_MS:g} ms")),
+         verdict(per_job_ms <= CPU_PER_JOB_TARGET_MS, f"<= {CPU_PER_JOB_TARGET_MS:g} ms")),
         ("status calls per cycle", f"{per_cycle:.2f}",
-         _verdict(per_cycle <= STATUS_PER_CYCLE_TARGET, f"<= {STATUS_PER_CYCLE_TARGET:g}")),
+         verdict(per_cycle <= STATUS_PER_CYCLE_TARGET, f"<= {STATUS_PER_CYCLE_TARGET:g}")),
         ("database size", f"{db_bytes / 1e6:.1f} MB ({db_bytes / jobs / 1e3:.2f} kB per job)", ""),
-        ("peak RSS", f"{rss_mb:.0f} MB ({rss_before_mb:.0f} MB before the run: the imports)",
-         _verdict(rss_mb <= RSS_TARGET_MB, f"<= {RSS_TARGET_MB:g} MB")),
+        ("peak RSS", f"{run.rss_mb:.0f} MB ({rss_before_mb:.0f} MB before the run: the imports)",
+         verdict(run.rss_mb <= RSS_TARGET_MB, f"<= {RSS_TARGET_MB:g} MB")),
     ]
     print("| figure | value | target |\n|---|---|---|")
-    for name, value, verdict in rows:
-        print(f"| {name} | {value} | {verdict} |")
+    for name, value, mark in rows:
+        print(f"| {name} | {value} | {mark} |")
     print(f"\nbest {sim.report['best']}, evaluations {sim.report['evaluations']}")
     if profiler:
         print("\nmaster functions by cumulative time (orchestrator/ only):")
@@ -127,10 +92,6 @@ def main() -> int:
         for statement, count in statements.most_common(12):
             print(f"{count:8d}  {statement}")
     return 0
-
-
-def _verdict(ok: bool, target: str) -> str:
-    return f"{target}: {'met' if ok else 'MISSED'}"
 
 
 if __name__ == "__main__":

@@ -16,55 +16,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import resource
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
-import orchestrator.master  # noqa: F401  (loaded here, before the clock starts)
+from grid_campaign import (
+    CPU_PER_JOB_TARGET_MS,
+    RSS_TARGET_MB,
+    run_measured,
+    side_of,
+    verdict,
+    write_config,
+)
+
 from orchestrator import queries
-from orchestrator.simulate import run_simulation
 from orchestrator.states import ExperimentState
 
 ROOT = Path(__file__).resolve().parents[1]
-CAP = 50
-CPU_PER_JOB_TARGET_MS = 5.0
-RSS_TARGET_MB = 150.0
 STATUS_TARGET_S = 1.0
-
-
-def objective(params: dict[str, float]) -> float:
-    return (params["x"] - 37) ** 2 + (params["y"] - 61) ** 2
-
-
-def write_config(directory: Path, side: int, failure_rate: float) -> Path:
-    path = directory / "scale.toml"
-    path.write_text(textwrap.dedent(f"""\
-        [experiment]
-        name = "scale"
-        [objective]
-        key = "loss"
-        [parameters]
-        x = {{ linear = {{ start = 0, stop = {side - 1}, num = {side} }} }}
-        y = {{ linear = {{ start = 0, stop = {side - 1}, num = {side} }} }}
-        [trial]
-        command = "true"
-        infra_retries = 1000
-        [search]
-        strategy = "grid"
-        [scheduler]
-        cap = {CAP}
-        poll_interval = 1.0
-        [simulate]
-        duration_mean_hours = {1 / 3600}
-        failure_rate = {failure_rate}
-        objective = "{Path(__file__).resolve()}:objective"
-        """))
-    return path
+MILESTONES = (1_000, 5_000, 10_000)      # points done: where the status answer time is shown
 
 
 def timed_status(url: str) -> tuple[float, float, int, int]:
@@ -112,18 +84,15 @@ def main() -> int:
     args = parser.parse_args()
     if args.probe:
         return probe(args.probe[0], args.probe_every, Path(args.probe[1]))
-    side = math.isqrt(args.points - 1) + 1
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         work = Path(tmp) / "work"
-        config = write_config(Path(tmp), side, args.failure_rate)
+        config = write_config(Path(tmp), side_of(args.points), name="scale",
+                              failure_rate=args.failure_rate)
         url = f"sqlite:///{work / 'state.db'}"
         answers = Path(tmp) / "answers.jsonl"
         prober = subprocess.Popen([sys.executable, __file__, "--probe", url, str(answers),
                                    "--probe-every", str(args.probe_every)], cwd=ROOT)
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        sim = run_simulation(config, work_dir=work)
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        run = run_measured(config, work)
         prober.wait(timeout=120)
         probes = [json.loads(line) for line in answers.read_text().splitlines()]
         final_query, final_cpu, done, attempts = timed_status(url)
@@ -132,35 +101,42 @@ def main() -> int:
     answered = [p for p in probes if "s" in p]
     slowest = max(answered, key=lambda p: p["s"]) if answered else None
     most_cpu = max((p["cpu"] for p in answered), default=0.0)
-    per_attempt = 1000 * cpu / attempts
+    per_attempt = 1000 * run.cpu_s / attempts
     rows = [
         ("points done / attempts", f"{done} / {attempts}", ""),
         ("wall time of the campaign",
-         f"{wall:.0f} s (simulated makespan {sim.report['makespan_hours']:.1f} h)", ""),
-        ("master CPU per attempt", f"{per_attempt:.2f} ms ({1000 * cpu / done:.2f} ms per point)",
-         _verdict(per_attempt <= CPU_PER_JOB_TARGET_MS, f"<= {CPU_PER_JOB_TARGET_MS:g} ms")),
-        ("peak RSS", f"{rss_mb:.0f} MB",
-         _verdict(rss_mb <= RSS_TARGET_MB, f"<= {RSS_TARGET_MB:g} MB")),
+         f"{run.wall_s:.0f} s (simulated makespan {run.sim.report['makespan_hours']:.1f} h)", ""),
+        ("master CPU per attempt",
+         f"{per_attempt:.2f} ms ({1000 * run.cpu_s / done:.2f} ms per point)",
+         verdict(per_attempt <= CPU_PER_JOB_TARGET_MS, f"<= {CPU_PER_JOB_TARGET_MS:g} ms")),
+        ("peak RSS", f"{run.rss_mb:.0f} MB",
+         verdict(run.rss_mb <= RSS_TARGET_MB, f"<= {RSS_TARGET_MB:g} MB")),
         ("status answers during the run", f"{len(answered)}", ""),
         ("slowest status answer during the run",
          "-" if slowest is None else f"{slowest['s']:.3f} s at {slowest['done']} points / "
                                      f"{slowest['attempts']} attempts",
          "" if slowest is None
-         else _verdict(slowest["s"] < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
+         else verdict(slowest["s"] < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
+        *[(f"status answer near {points:,} points", _answer_near(answered, points), "")
+          for points in MILESTONES if points <= done],
         ("most CPU of a status answer during the run", f"{most_cpu:.3f} s", ""),
         ("status query at the end", f"{final_query:.3f} s ({final_cpu:.3f} s CPU)",
-         _verdict(final_query < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
+         verdict(final_query < STATUS_TARGET_S, f"< {STATUS_TARGET_S:g} s")),
         ("`orchestrator status` at the end (whole command)", f"{status_cli:.2f} s", ""),
         ("`orchestrator history --json` at the end", f"{history_cli:.2f} s", ""),
     ]
     print("| figure | value | target |\n|---|---|---|")
-    for name, value, verdict in rows:
-        print(f"| {name} | {value} | {verdict} |")
+    for name, value, mark in rows:
+        print(f"| {name} | {value} | {mark} |")
     return 0
 
 
-def _verdict(ok: bool, target: str) -> str:
-    return f"{target}: {'met' if ok else 'MISSED'}"
+def _answer_near(answered: list[dict[str, float]], points: int) -> str:
+    """The status answer given when the campaign was nearest ``points`` points done."""
+    if not answered:
+        return "-"
+    near = min(answered, key=lambda p: abs(p["done"] - points))
+    return f"{near['s']:.3f} s ({near['cpu']:.3f} s CPU) at {near['done']:.0f} points"
 
 
 if __name__ == "__main__":

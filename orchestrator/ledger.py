@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from scheduler_adapters.base import JobState, JobStatus
 
@@ -163,6 +163,10 @@ def rewind_journal(s: Session, experiment_id: int,
 def record_intents(s: Session, experiment_id: int, intents: Iterable[Intent], *,
                    at: datetime) -> list[int]:
     """Commit attempts with their unique job names before anything is submitted."""
+    intents = list(intents)
+    point_ids = [i.point_id for i in intents if i.point_id is not None]
+    points = {p.id: p for p in s.execute(select(Point).where(Point.id.in_(point_ids)))
+              .scalars()} if point_ids else {}          # in one query, not one per intent
     attempts = []
     for intent in intents:
         attempt = Attempt(experiment_id=experiment_id, point_id=intent.point_id,
@@ -171,17 +175,13 @@ def record_intents(s: Session, experiment_id: int, intents: Iterable[Intent], *,
                           created_at=at, run_dir=intent.run_dir)
         s.add(attempt)
         if intent.point_id is not None:
-            point = s.get(Point, intent.point_id)
-            assert point is not None
-            point.state = PointState.ACTIVE
+            points[intent.point_id].state = PointState.ACTIVE
         attempts.append(attempt)
     s.flush()
     return [a.id for a in attempts]
 
 
-def mark_submitted(s: Session, attempt_id: int, job_id: str, *, at: datetime) -> Attempt:
-    row = s.get(Attempt, attempt_id)
-    assert row is not None
+def mark_submitted(s: Session, row: Attempt, job_id: str, *, at: datetime) -> Attempt:
     row.job_id, row.state = job_id, AttemptState.SUBMITTED
     row.submitted_at = row.submitted_at or at
     return row
@@ -249,6 +249,33 @@ def record_outcome(s: Session, row: Attempt, outcome: Outcome, status: JobStatus
                   {"point": point.key}, at=at)
     else:
         point.state = PointState.PENDING
+
+
+def load_attempts(s: Session, attempt_ids: Sequence[int]) -> dict[int, Attempt]:
+    """Attempts by id with their points, in two queries whatever their number (instead of one
+    ``s.get`` per attempt and one lazy load per point)."""
+    if not attempt_ids:
+        return {}
+    rows = s.execute(select(Attempt).where(Attempt.id.in_(attempt_ids))
+                     .options(selectinload(Attempt.point))).scalars().all()
+    return {row.id: row for row in rows}
+
+
+def runs_before(s: Session, rows: Iterable[Attempt]) -> dict[int, int]:
+    """For each attempt, how many runs of it came before (0: it is the first run, not a
+    continuation): trials' from one query over the index of their points."""
+    rows = list(rows)
+    runs_of = select(Attempt.id, Attempt.point_id, Attempt.kind, Attempt.number)
+    point_ids = {r.point_id for r in rows if r.point_id is not None}
+    queries = [runs_of.where(Attempt.point_id.in_(point_ids))] if point_ids else []
+    if any(r.point_id is None for r in rows):          # the setup job's
+        queries.append(runs_of.where(Attempt.experiment_id == rows[0].experiment_id,
+                                     Attempt.point_id.is_(None)))
+    runs: dict[tuple[int | None, str, int], list[int]] = {}
+    for query in queries:
+        for attempt_id, point_id, kind, number in s.execute(query.order_by(Attempt.id)):
+            runs.setdefault((point_id, kind, number), []).append(attempt_id)
+    return {r.id: runs[(r.point_id, r.kind, r.number)].index(r.id) for r in rows}
 
 
 def attempt_runs(s: Session, row: Attempt) -> Sequence[Attempt]:

@@ -168,7 +168,10 @@ class Attempt(Base):
     """One job submitted (or about to be) for a point or for the setup job."""
 
     __tablename__ = "attempts"
-    __table_args__ = (Index("ix_attempts_state", "experiment_id", "state"),)
+    # By state: the attempts in flight, every cycle. By point: a point's attempts and an
+    # attempt's continuations (without it each such lookup scans every attempt).
+    __table_args__ = (Index("ix_attempts_state", "experiment_id", "state"),
+                      Index("ix_attempts_point", "point_id", "number"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id"))

@@ -98,9 +98,10 @@ class Reconciler:
             log.warning("lookup by name failed, will retry: %s", exc)
             return False
         with self.ctx.tx() as s:
+            rows = ledger.load_attempts(s, [a.id for a in intents if a.name in found])
             for attempt in intents:
                 if attempt.name in found:
-                    row = ledger.mark_submitted(s, attempt.id, found[attempt.name],
+                    row = ledger.mark_submitted(s, rows[attempt.id], found[attempt.name],
                                                 at=self.ctx.now())
                     self.ctx.event(s, "reattached",
                                    f"{row.name} found in the scheduler as job {row.job_id}")
@@ -128,9 +129,9 @@ class Reconciler:
     def _apply(self, changes: list[tuple[Attempt, JobStatus, Change]]) -> None:
         """Record one poll's changes in one transaction (result files were read before it)."""
         with self.ctx.tx() as s:
+            rows = ledger.load_attempts(s, [attempt.id for attempt, _, _ in changes])
             for attempt, status, change in changes:
-                row = s.get(Attempt, attempt.id)
-                assert row is not None
+                row = rows[attempt.id]
                 if isinstance(change, Outcome):
                     budget = (self._setup_budget if row.kind == AttemptKind.SETUP
                               else self._budget)

@@ -261,8 +261,11 @@ class SearchDriver:
             counts = dict(s.execute(select(Attempt.state, func.count()).where(
                 Attempt.experiment_id == self.ctx.experiment_id,
                 Attempt.state.in_(AttemptState.ACTIVE)).group_by(Attempt.state)).all())
-            done = s.execute(select(func.count()).select_from(Evaluation).join(Point).where(
-                Point.experiment_id == self.ctx.experiment_id)).scalar_one()
+            # A point is done or failed exactly when it has its evaluation (``ledger``): counted
+            # in the points' state index, without joining the evaluations.
+            done = s.execute(select(func.count()).select_from(Point).where(
+                Point.experiment_id == self.ctx.experiment_id,
+                Point.state.in_((PointState.DONE, PointState.FAILED)))).scalar_one()
         state = self._replay
         best = state.strategy.best if state is not None else None
         return {

@@ -87,7 +87,12 @@ def _create_private(path: Path) -> None:
 
 
 def create_schema(engine: Engine) -> None:
+    """Create missing tables, and missing indexes of existing tables (``create_all`` leaves a
+    table that exists as it is: a database made by an earlier version gains its new indexes)."""
     Base.metadata.create_all(engine)
+    for table in Base.metadata.sorted_tables:
+        for index in table.indexes:
+            index.create(engine, checkfirst=True)
 
 
 def schema_problem(engine: Engine) -> str | None:

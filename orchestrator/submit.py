@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import object_session
 
 from scheduler_adapters.base import (
     JobRejected,
@@ -103,13 +102,12 @@ class Submitter:
         if free <= 0 or prefetch is None:
             return
         prefetch(free)
-        # The highest attempt number so far (an attempt's continuations share its number).
-        tries = (select(Attempt.point_id, func.max(Attempt.number).label("n"))
-                 .where(Attempt.experiment_id == self.ctx.experiment_id)
-                 .group_by(Attempt.point_id).subquery())
+        # The highest attempt number so far (an attempt's continuations share its number),
+        # looked up per pending point through the point index: never a scan of all attempts.
+        tries = (select(func.coalesce(func.max(Attempt.number), 0))
+                 .where(Attempt.point_id == Point.id).scalar_subquery())
         with self.ctx.read() as s:
-            pending = s.execute(select(Point.id, Point.key, func.coalesce(tries.c.n, 0))
-                                .outerjoin(tries, tries.c.point_id == Point.id).where(
+            pending = s.execute(select(Point.id, Point.key, tries).where(
                 Point.experiment_id == self.ctx.experiment_id, Point.state == PointState.PENDING)
                 .order_by(Point.round.is_(None), Point.round, Point.id).limit(free)).all()
         if pending:
@@ -134,12 +132,14 @@ class Submitter:
         Wait: the scheduler asked us to wait; the rest stay recorded intents."""
         outputs = self.setup_outputs()       # before the session: it may open its own
         with self.ctx.read() as s:
+            attempts = ledger.load_attempts(s, attempt_ids)      # one query, with their points
+            runs_before = ledger.runs_before(s, attempts.values())
             specs: list[tuple[int, JobSpec | Rejected]] = []
             for attempt_id in attempt_ids:
-                attempt = s.get(Attempt, attempt_id)
-                assert attempt is not None
+                attempt = attempts[attempt_id]
                 try:
-                    specs.append((attempt.id, self._spec_for(attempt, outputs)))
+                    specs.append((attempt.id, self._spec_for(attempt, outputs,
+                                                             runs_before[attempt_id])))
                 except ValueError as exc:
                     specs.append((attempt.id, Rejected(str(exc))))
         submitted: list[tuple[int, str]] = []
@@ -155,8 +155,9 @@ class Submitter:
                 submitted.append((attempt_id, result.job_id))
         if submitted:
             with self.ctx.tx() as s:
+                rows = ledger.load_attempts(s, [attempt_id for attempt_id, _ in submitted])
                 for attempt_id, job_id in submitted:
-                    ledger.mark_submitted(s, attempt_id, job_id, at=self.ctx.now())
+                    ledger.mark_submitted(s, rows[attempt_id], job_id, at=self.ctx.now())
         return waiting
 
     def submit_one(self, attempt_id: int, spec: JobSpec) -> Submitted | Rejected | Wait:
@@ -216,7 +217,8 @@ class Submitter:
                 self.ctx.event(s, "submit-resumed", "the scheduler takes jobs again")
             self._note = None
 
-    def _spec_for(self, attempt: Attempt, outputs: dict[str, Any] | None) -> JobSpec:
+    def _spec_for(self, attempt: Attempt, outputs: dict[str, Any] | None,
+                  continuation: int) -> JobSpec:
         setup_dir = Path(outputs["_run_dir"]) if outputs else None
         config = self.ctx.config
         if attempt.kind == AttemptKind.SETUP:
@@ -229,7 +231,7 @@ class Submitter:
             return build_spec(config, section, name=attempt.name, run_dir=Path(attempt.run_dir),
                               attempt=attempt.number, params=params,
                               setup_outputs=outputs, setup_dir=setup_dir,
-                              continuation=_continuation(attempt))
+                              continuation=continuation)
         except OSError as exc:
             raise MasterError(f"cannot prepare run directory {attempt.run_dir}: "
                               f"{exc.strerror or exc}") from None
@@ -242,10 +244,3 @@ class Submitter:
                                                   failure_kind=FailureKind.PROGRAM, reason=reason),
                                   None, budget=self.budget, at=self.ctx.now())
         self.absent.discard(attempt_id)
-
-
-def _continuation(attempt: Attempt) -> int:
-    """How many runs of this attempt came before it (0: it is the first)."""
-    s = object_session(attempt)
-    assert s is not None
-    return [row.id for row in ledger.attempt_runs(s, attempt)].index(attempt.id)

@@ -4,11 +4,19 @@ the difference between a few tens of milliseconds and seconds (benchmarks/scale.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import Row, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from .models import Attempt, Evaluation, Point
+
+# A point with its outcome as one plain row (``row.key``, ``row.value``, ...): what the read
+# views list, without building ORM objects for thousands of points.
+OUTCOME_COLUMNS = (Point.id, Point.key, Point.params, Point.state, Point.origin, Point.round,
+                   Point.program_failures, Point.infra_failures, Point.budget_resets,
+                   Evaluation.value, Evaluation.metrics, Evaluation.failure,
+                   Evaluation.attempt_id, Evaluation.recorded_at)
 
 
 def attempts_by_state(s: Session, experiment_id: int) -> dict[str, int]:
@@ -45,25 +53,20 @@ def evaluation_counts(s: Session, experiment_id: int) -> tuple[int, int]:
     return measured, total - measured
 
 
-def best_candidates(s: Session, experiment_id: int, minimize: bool
-                    ) -> list[tuple[int, Point, Evaluation]]:
-    """The evaluations with the best value, each with its row number in ``history`` (the order
-    of the points), for the caller's tie rule."""
+def best_candidates(s: Session, experiment_id: int, minimize: bool) -> list[tuple[int, Row[Any]]]:
+    """The evaluations with the best value (``OUTCOME_COLUMNS`` rows), each with its row number
+    in ``history`` (the order of the points), for the caller's tie rule."""
     extreme = (func.min if minimize else func.max)(Evaluation.value)
     in_experiment = Point.experiment_id == experiment_id
     best_value = s.execute(select(extreme).join(Point, Evaluation.point_id == Point.id)
                            .where(in_experiment)).scalar()
     if best_value is None:
         return []
-    rows = s.execute(select(Point, Evaluation).join(Evaluation).where(
-        in_experiment, Evaluation.value == best_value).order_by(Point.id)).all()
-    numbered = []
-    for point, evaluation in rows:
-        before = s.execute(select(func.count()).select_from(Evaluation)
-                           .join(Point, Evaluation.point_id == Point.id)
-                           .where(in_experiment, Point.id <= point.id)).scalar_one()
-        numbered.append((before, point, evaluation))
-    return numbered
+    numbered = (select(*OUTCOME_COLUMNS, func.row_number().over(order_by=Point.id).label("n"))
+                .join(Evaluation, Evaluation.point_id == Point.id).where(in_experiment)
+                .subquery())
+    return [(row.n, row) for row in s.execute(
+        select(numbered).where(numbered.c.value == best_value).order_by(numbered.c.n))]
 
 
 def value_at(s: Session, experiment_id: int, key: str | None) -> float | None:
