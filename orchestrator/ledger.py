@@ -273,8 +273,8 @@ def runs_before(s: Session, rows: Iterable[Attempt]) -> dict[int, int]:
                                      Attempt.point_id.is_(None)))
     runs: dict[tuple[int | None, str, int], list[int]] = {}
     for query in queries:
-        for attempt_id, point_id, kind, number in s.execute(query.order_by(Attempt.id)):
-            runs.setdefault((point_id, kind, number), []).append(attempt_id)
+        for attempt_id, point_id, kind, attempt_number in s.execute(query.order_by(Attempt.id)):
+            runs.setdefault((point_id, kind, attempt_number), []).append(attempt_id)
     return {r.id: runs[(r.point_id, r.kind, r.number)].index(r.id) for r in rows}
 
 

@@ -24,6 +24,9 @@ def spawn_in_pty(*args: str) -> tuple[int, int]:
     pid, fd = pty.fork()
     if pid == 0:                                   # the child: become the command
         os.chdir(ROOT)
+        # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored,
+        # and Python keeps an ignored SIGINT: Ctrl-C would never reach the command.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.execv(sys.executable, [*ORCH, *args])
     return pid, fd
 
