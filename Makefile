@@ -30,9 +30,12 @@ clean-demo:
 
 # The whole suite. pytest's exit code 5 ("no tests ran") is a failure here. The DRMAA tests
 # load libdrmaa into the test process, so they get a process of their own: a fault in the C
-# library cannot take the rest of the suite down with it.
+# library cannot take the rest of the suite down with it. The rest runs on TEST_WORKERS
+# pytest-xdist workers (most tests wait on real processes); tests/conftest.py keeps each file
+# on one worker and every test of the shared Slurm, Grid Engine and PostgreSQL on one.
+TEST_WORKERS ?= 2
 test: install-test
-	$(PY) -m pytest --ignore=tests/drmaa $(PYTEST_ARGS); rc=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/drmaa $(PYTEST_ARGS); rc=$$?; \
 	$(PY) -m pytest tests/drmaa $(PYTEST_ARGS); rc2=$$?; \
 	for r in $$rc $$rc2; do \
 	  if [ $$r -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
