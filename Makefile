@@ -28,16 +28,24 @@ demo: install clean-demo
 clean-demo:
 	@rm -rf runs/demo
 
-# The whole suite. pytest's exit code 5 ("no tests ran") is a failure here. The DRMAA tests
-# load libdrmaa into the test process, so they get a process of their own: a fault in the C
-# library cannot take the rest of the suite down with it. The rest runs on TEST_WORKERS
-# pytest-xdist workers (most tests wait on real processes); tests/conftest.py keeps each file
-# on one worker and every test of the shared Slurm, Grid Engine and PostgreSQL on one.
+# The whole suite. pytest's exit code 5 ("no tests ran") is a failure here. Two streams run
+# side by side, as most tests wait on real processes: the tests of the one shared Slurm, Grid
+# Engine and PostgreSQL in turn (they count and drain that cluster's jobs and nodes; their log
+# is printed after), and the rest on TEST_WORKERS pytest-xdist workers, a file per worker. The
+# DRMAA tests load libdrmaa into the test process, so they get a process of their own after: a
+# fault in the C library cannot take the rest of the suite down with it.
 TEST_WORKERS ?= 2
+SERVICES := slurm or drmaa or postgres
 test: install-test
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/drmaa $(PYTEST_ARGS); rc=$$?; \
-	$(PY) -m pytest tests/drmaa $(PYTEST_ARGS); rc2=$$?; \
-	for r in $$rc $$rc2; do \
+	@$(PY) -m pytest -m "$(SERVICES)" --ignore=tests/drmaa $(PYTEST_ARGS) \
+	  > $(VENV)/pytest-services.log 2>&1 & services=$$!; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not ($(SERVICES))" --ignore=tests/drmaa \
+	  $(PYTEST_ARGS); rc=$$?; \
+	wait $$services; rc_services=$$?; \
+	echo "=== the tests of the shared Slurm, Grid Engine and PostgreSQL (run beside the above) ==="; \
+	cat $(VENV)/pytest-services.log; \
+	$(PY) -m pytest tests/drmaa $(PYTEST_ARGS); rc_drmaa=$$?; \
+	for r in $$rc $$rc_services $$rc_drmaa; do \
 	  if [ $$r -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi; \
 	  if [ $$r -ne 0 ]; then exit $$r; fi; \
 	done

@@ -82,17 +82,3 @@ def run_cli(*args: str, timeout: float = 120, env: dict[str, str] | None = None,
 def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_cli
 
-
-SHARED_SERVICES = ("slurm", "drmaa", "postgres")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist (``--dist loadgroup``, as ``make test`` runs): the tests of one
-    file stay on one worker (module fixtures run once, the file's order holds), and every test
-    of the one Slurm cluster, Grid Engine and PostgreSQL server runs on a single worker, in
-    turn, as they count and drain that cluster's jobs and nodes. Without xdist the mark is
-    inert."""
-    for item in items:
-        shared = any(item.get_closest_marker(name) for name in SHARED_SERVICES)
-        group = "shared-services" if shared else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))

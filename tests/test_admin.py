@@ -428,7 +428,8 @@ def test_a_point_reads_the_same_everywhere(finished):
     assert "x=2 y=1" in history and "{" not in history
 
 
-def test_watch_of_an_ended_experiment_shows_it_once(finished):
+def test_watch_of_an_ended_experiment_shows_it_once(finished, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")       # the header is cut to the terminal's width
     code, out, _ = run_main("status", str(finished), "--watch", "0.1")
     assert code == 0 and out.startswith(f"every 0.1 s: orchestrator status {finished}")
     assert out.count("experiment         t") == 1
